@@ -1,0 +1,82 @@
+// The helperd protocol codec: the one definition of the wire format, built into both
+// helperd and the nginx module. See docs/PROTOCOL.md.
+//
+// Written in the subset of C++17 that the nginx module can use: no exceptions, no RTTI,
+// no allocation. Parsed fields are views into the caller's line buffer.
+#ifndef ONDEMAND_PROTOCOL_H
+#define ONDEMAND_PROTOCOL_H
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace ondemand::proto {
+
+// Longest line (without its '\n') either side may send.
+inline constexpr std::size_t max_line_length = 4096;
+inline constexpr std::size_t max_app_name_length = 64;
+inline constexpr std::size_t max_unit_name_length = 255;
+// sizeof(sockaddr_un::sun_path) minus the terminating NUL.
+inline constexpr std::size_t max_socket_path_length = 107;
+inline constexpr std::size_t max_http_path_length = 1024;
+
+enum class verb : std::uint8_t {
+    // requests (nginx -> helperd)
+    start,  // START app gen unit ready timeout_ms socket
+    wait,   // WAIT app gen
+    stop,   // STOP app gen unit
+    status, // STATUS
+    // replies and pushes (helperd -> nginx)
+    ready,   // READY app gen
+    failed,  // FAILED app gen reason...
+    stopped, // STOPPED app gen
+    down,    // DOWN app
+    app,     // APP app state unit  (one per app, answers STATUS)
+    end,     // END                 (closes a STATUS answer)
+    error,   // ERROR text...       (the peer sent a line it could not accept)
+};
+
+struct message {
+    verb kind = verb::error;
+    std::string_view app;
+    std::uint64_t gen = 0;
+    std::string_view unit;
+    std::string_view ready; // "connect", "notify" or "http:/path"
+    std::uint64_t timeout_ms = 0;
+    std::string_view socket;
+    std::string_view state; // APP
+    std::string_view text;  // FAILED reason, ERROR text: the rest of the line
+};
+
+struct parse_result {
+    bool ok = false;
+    message msg;
+    // On failure: a static, human-readable reason naming what is wrong.
+    const char* error = nullptr;
+};
+
+// Parses one line; `line` excludes the terminating '\n' (a trailing '\r' is refused).
+parse_result parse(std::string_view line);
+
+// Writes `msg` as one line ending in '\n' into buf. Returns the length written, or 0 when
+// the message is invalid or does not fit (nothing useful is written then).
+std::size_t format(const message& msg, char* buf, std::size_t capacity);
+
+// The name of a verb as it appears on the wire.
+std::string_view verb_name(verb v);
+
+// Field syntax, shared by both sides so that neither accepts what the other refuses.
+// App names: 1-64 of [A-Za-z0-9_.-], not starting with '.' or '-'.
+bool valid_app_name(std::string_view name);
+// A systemd unit name: 1-255 of [A-Za-z0-9:_.\\@-], at most one '@', a known unit suffix.
+bool valid_unit_name(std::string_view name);
+// "connect", "notify" or "http:" followed by an absolute path of printable non-space bytes.
+bool valid_ready_mode(std::string_view mode);
+// An absolute path of printable non-space bytes that fits in sockaddr_un.
+bool valid_socket_path(std::string_view path);
+// Free text: printable bytes and spaces only (no control characters).
+bool valid_text(std::string_view text);
+
+} // namespace ondemand::proto
+
+#endif
