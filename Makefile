@@ -1,0 +1,68 @@
+# ondemand: top-level build. `make demo` and `make test` are the only commands
+# needed on a fresh Debian 12 machine (as root): both install packages and build first.
+
+SHELL := /bin/bash
+TOP := $(CURDIR)
+BUILD := $(TOP)/build
+BIN := $(BUILD)/bin
+NGX_BUILD := $(BUILD)/nginx
+MODULE := $(BUILD)/modules/ngx_http_ondemand_module.so
+JOBS ?= $(shell nproc)
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+
+.PHONY: all deps build helperd module test unit-test integration-test e2e-test demo bench \
+        format lint clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+build: helperd module
+
+helperd:
+	cmake -S $(TOP) -B $(BUILD)/cmake -DONDEMAND_BIN_DIR=$(BIN) >/dev/null
+	cmake --build $(BUILD)/cmake -j$(JOBS)
+
+# The module is built against Debian's nginx-dev sources so that it loads into
+# Debian's /usr/sbin/nginx (configure with the same flags, build only the module).
+module: $(MODULE)
+
+MODULE_SOURCES := config scripts/ngx-cc $(wildcard ngx_module/*.cpp ngx_module/*.h proto/*.cpp proto/*.h)
+
+$(NGX_BUILD)/Makefile: config scripts/ngx-cc
+	rm -rf $(NGX_BUILD)
+	cp -a /usr/share/nginx/src $(NGX_BUILD)
+	cd $(NGX_BUILD) && . ./conf_flags && \
+	  ./configure "$${NGX_CONF_FLAGS[@]}" --add-dynamic-module=$(TOP) >configure.log 2>&1 || \
+	  { tail -20 configure.log; exit 1; }
+	touch $@
+
+$(MODULE): $(NGX_BUILD)/Makefile $(MODULE_SOURCES)
+	$(MAKE) -C $(NGX_BUILD) -f objs/Makefile modules
+	mkdir -p $(dir $@)
+	cp $(NGX_BUILD)/objs/ngx_http_ondemand_module.so $@
+
+unit-test: helperd
+	$(BIN)/ondemand-unit-tests
+
+test: deps build
+	scripts/run-tests
+
+demo: deps build
+	scripts/demo
+
+bench: deps build
+	bench/run
+
+format:
+	clang-format -i $$(git ls-files '*.cpp' '*.h' | grep -v '^ngx_module/ngx_http_')
+
+lint:
+	clang-format --dry-run --Werror $$(git ls-files '*.cpp' '*.h' | grep -v '^ngx_module/ngx_http_')
+	clang-tidy -p $(BUILD)/cmake --quiet $$(git ls-files 'helperd/*.cpp' 'proto/*.cpp') 2>/dev/null
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,79 @@
+#include "ondemand_app_state.h"
+
+namespace ondemand {
+
+const char* app_state_name(app_state s) {
+    switch (s) {
+    case app_state::cold:
+        return "cold";
+    case app_state::starting:
+        return "starting";
+    case app_state::ready:
+        return "ready";
+    case app_state::stopping:
+        return "stopping";
+    }
+    return "unknown";
+}
+
+namespace {
+
+request_action take_start(app_record& r, std::int64_t pid, std::uint64_t now_ms,
+                          std::uint64_t start_timeout_ms) {
+    r.gen.fetch_add(1);
+    r.starter_pid.store(pid);
+    r.deadline_ms.store(now_ms + start_timeout_ms);
+    r.state.store(app_state::starting);
+    r.starts.fetch_add(1);
+    return request_action::hold_and_start;
+}
+
+} // namespace
+
+request_action on_request(app_record& r, std::int64_t pid, std::uint64_t now_ms,
+                          std::uint64_t start_timeout_ms) {
+    switch (r.state.load()) {
+    case app_state::ready:
+        return request_action::proxy;
+    case app_state::cold:
+        return take_start(r, pid, now_ms, start_timeout_ms);
+    case app_state::starting:
+        // A start whose owner died or lost its helper is taken over after its deadline.
+        if (now_ms >= r.deadline_ms.load()) {
+            return take_start(r, pid, now_ms, start_timeout_ms);
+        }
+        return request_action::hold_and_wait;
+    case app_state::stopping:
+        return request_action::hold;
+    }
+    return request_action::hold;
+}
+
+bool on_ready(app_record& r, std::uint64_t gen, std::uint64_t now_ms) {
+    if (gen != r.gen.load()) {
+        return false;
+    }
+    app_state s = r.state.load();
+    if (s == app_state::ready) {
+        return true;
+    }
+    if (s != app_state::starting) {
+        return false;
+    }
+    r.last_active_ms.store(now_ms);
+    r.state.store(app_state::ready);
+    return true;
+}
+
+bool on_failed(app_record& r, std::uint64_t gen) {
+    if (gen != r.gen.load() || r.state.load() != app_state::starting) {
+        return false;
+    }
+    r.failures.fetch_add(1);
+    r.state.store(app_state::cold);
+    return true;
+}
+
+void on_down(app_record& r) { r.state.store(app_state::cold); }
+
+} // namespace ondemand

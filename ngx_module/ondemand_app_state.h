@@ -1,0 +1,84 @@
+// The per-app state machine shared by all nginx workers, free of nginx so that GoogleTest
+// can exercise it directly. The record lives in the module's shared memory zone.
+//
+// Locking rule: every transition below is called with the zone's mutex held, except
+// warm_enter()/warm_leave(), which are lock-free (the hot path). See docs/lifecycle.md.
+#ifndef ONDEMAND_APP_STATE_H
+#define ONDEMAND_APP_STATE_H
+
+#include <atomic>
+#include <cstdint>
+
+namespace ondemand {
+
+enum class app_state : std::uint32_t {
+    cold = 0,     // not running (or not known to run): the next request starts it
+    starting = 1, // one worker sent START for `gen` and owns the start until `deadline`
+    ready = 2,    // requests are proxied straight to the app's socket
+    stopping = 3, // STOP sent; arriving requests are held until STOPPED
+};
+
+const char* app_state_name(app_state s);
+
+// Trivially destructible and address-free: it lives in shared memory.
+struct app_record {
+    std::atomic<app_state> state{app_state::cold};
+    std::atomic<std::uint64_t> gen{0};
+    std::atomic<std::int64_t> starter_pid{0};
+    std::atomic<std::uint64_t> deadline_ms{0};    // while starting/stopping
+    std::atomic<std::uint64_t> in_flight{0};      // requests being proxied now
+    std::atomic<std::uint64_t> last_active_ms{0}; // end of the last request
+    std::atomic<std::uint64_t> held{0};           // requests held, all workers
+    std::atomic<std::uint64_t> starts{0};         // START sent, lifetime
+    std::atomic<std::uint64_t> failures{0};       // FAILED received, lifetime
+};
+
+// What a worker does with a request for an app that was not warm.
+enum class request_action {
+    proxy,         // the app is ready: pass the request on
+    hold_and_start, // this worker now owns the start: hold the request and send START
+    hold_and_wait, // another worker's start is in progress: hold and send WAIT
+    hold,          // the app is stopping: hold until STOPPED, then start
+};
+
+// Lock-free warm path. Returns true and counts the request in flight when the app is
+// ready. The increment comes before the re-check so that a concurrent begin_stop(),
+// which changes the state before it reads in_flight, sees either the request or the
+// state change (both are sequentially consistent atomics).
+inline bool warm_enter(app_record& r) {
+    if (r.state.load() != app_state::ready) {
+        return false;
+    }
+    r.in_flight.fetch_add(1);
+    if (r.state.load() == app_state::ready) {
+        return true;
+    }
+    r.in_flight.fetch_sub(1);
+    return false;
+}
+
+// The end of a proxied request.
+inline void warm_leave(app_record& r, std::uint64_t now_ms) {
+    r.last_active_ms.store(now_ms);
+    r.in_flight.fetch_sub(1);
+}
+
+// Decides, under the zone mutex, what to do with a request that missed the warm path.
+// `start_timeout_ms` bounds the start this worker may take over.
+request_action on_request(app_record& r, std::int64_t pid, std::uint64_t now_ms,
+                          std::uint64_t start_timeout_ms);
+
+// Applies READY for `gen`; returns true when the app is now ready for that generation.
+bool on_ready(app_record& r, std::uint64_t gen, std::uint64_t now_ms);
+
+// Applies FAILED for `gen`: the start is over and the app is cold again. Returns true
+// when it applied (a stale generation is ignored).
+bool on_failed(app_record& r, std::uint64_t gen);
+
+// The app went away (DOWN from helperd, or the helper could not be reached for a start
+// this worker owned): cold, so that the next request starts it.
+void on_down(app_record& r);
+
+} // namespace ondemand
+
+#endif
