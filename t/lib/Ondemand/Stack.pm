@@ -1,0 +1,157 @@
+package Ondemand::Stack;
+
+# The whole stack for end-to-end tests, on top of Ondemand::Test: the sandboxed systemd user
+# manager, the real helperd, and Debian's nginx with our module loaded.
+
+use strict;
+use warnings;
+
+use Carp qw(croak);
+use Exporter qw(import);
+use File::Path qw(make_path);
+use Ondemand::Test;
+
+our @EXPORT = qw(
+  start_helperd helperd_log helperd_socket helperd_start_units
+  start_nginx nginx_error_log nginx_port reload_nginx
+  install_app app_unit
+);
+
+my ($NGINX_PORT, $NGINX_DIR);
+
+sub helperd_socket { testdir() . '/helperd.sock' }
+sub helperd_log    { testdir() . '/helperd.log' }
+
+# The unit name for a test app: helperd's default allowlist is ondemand-*.service.
+sub app_unit { "ondemand-$_[0].service" }
+
+# Installs the test app's unit into the sandbox; %opts as for testapp_unit.
+sub install_app {
+    my ($app, %opts) = @_;
+    install_unit(app_unit($app), testapp_unit($app, %opts));
+    return app_unit($app);
+}
+
+# Starts the real helperd on the sandbox's user bus; returns its pid.
+sub start_helperd {
+    my (%o) = @_;
+    my $bin = repo_root() . '/build/bin/ondemand-helperd';
+    croak "$bin is not built" unless -x $bin;
+    unlink helperd_socket();
+    return start_daemon(
+        name => 'helperd',
+        cmd  => [ $bin, '--user', '--socket', helperd_socket(), '--socket-mode', '0666',
+                  '--log-level', 'debug', @{ $o{args} // [] } ],
+        log  => helperd_log(),
+        ready_unix => helperd_socket(),
+    );
+}
+
+# Lines where helperd asked systemd to start $unit.
+sub helperd_start_units {
+    my ($unit, %o) = @_;
+    return count_log_lines(helperd_log(), qr/StartUnit \Q$unit\E\b/, %o);
+}
+
+sub nginx_port      { $NGINX_PORT //= free_port() }
+sub nginx_error_log { "$NGINX_DIR/error.log" }
+
+# Starts nginx with the module and an http{} body made of `ondemand_zone`, `ondemand_helper`
+# and whatever $o{http} adds (upstreams, servers: use nginx_port() in `listen`).
+sub start_nginx {
+    my (%o) = @_;
+    $NGINX_DIR = testdir() . '/nginx';
+    make_path("$NGINX_DIR/tmp");
+    _write_nginx_conf(%o);
+    return start_daemon(
+        name        => 'nginx',
+        cmd         => [ '/usr/sbin/nginx', '-p', $NGINX_DIR, '-c', "$NGINX_DIR/nginx.conf",
+                         '-g', 'daemon off;' ],
+        log         => "$NGINX_DIR/stderr.log",
+        ready_port  => $NGINX_PORT,
+        stop_signal => 'QUIT',
+    );
+}
+
+# Rewrites nginx.conf with %o and reloads; returns once the new workers serve.
+sub reload_nginx {
+    my (%o) = @_;
+    _write_nginx_conf(%o);
+    my $from = log_size(nginx_error_log());
+    kill 'HUP', daemon_pid('nginx');
+    wait_log_line(nginx_error_log(), qr/start worker process/, from => $from,
+        what => 'nginx reload');
+}
+
+sub _write_nginx_conf {
+    my (%o) = @_;
+    my $module  = repo_root() . '/build/modules/ngx_http_ondemand_module.so';
+    croak "$module is not built" unless -f $module;
+    my $workers = $o{workers} // 2;
+    my $helper  = $o{helper} // 'unix:' . helperd_socket();
+    my $helper_timeout = $o{helper_timeout} // '2s';
+    my $zone    = $o{zone} // 'ondemand:1m';
+    my $master  = $o{master_process} // 'on';
+    open(my $fh, '>', "$NGINX_DIR/nginx.conf") or croak "nginx.conf: $!";
+    print $fh <<"EOF";
+load_module $module;
+# The test dirs are private to root; in production workers run as nginx's user.
+user root;
+master_process $master;
+worker_processes $workers;
+error_log $NGINX_DIR/error.log ${\ ($o{log_level} // 'info')};
+pid $NGINX_DIR/nginx.pid;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $NGINX_DIR/tmp/body;
+    proxy_temp_path $NGINX_DIR/tmp/proxy;
+    fastcgi_temp_path $NGINX_DIR/tmp/fastcgi;
+    uwsgi_temp_path $NGINX_DIR/tmp/uwsgi;
+    scgi_temp_path $NGINX_DIR/tmp/scgi;
+    ondemand_zone $zone;
+    ondemand_helper $helper;
+    ondemand_helper_timeout $helper_timeout;
+$o{http}
+}
+EOF
+    close $fh;
+}
+
+1;
+
+__END__
+
+=head1 NAME
+
+Ondemand::Stack - nginx + helperd + sandboxed systemd for end-to-end tests
+
+=head1 FUNCTIONS
+
+=over
+
+=item install_app($app, %opts)
+
+Installs the test app as unit C<ondemand-$app.service> (options as C<testapp_unit>).
+
+=item start_helperd(args => [...])
+
+Starts build/bin/ondemand-helperd on the sandbox's user bus, socket C<helperd_socket()>,
+log C<helperd_log()>; returns once the socket accepts connections.
+
+=item helperd_start_units($unit, from => $offset)
+
+How many times helperd called StartUnit for C<$unit> (from its log).
+
+=item start_nginx(http => $text, workers => 2, helper_timeout => '2s', zone => 'ondemand:1m')
+
+Writes nginx.conf (module loaded, zone and helper set, C<$text> inside http{}) and starts
+Debian's nginx; C<nginx_port()> is the port to C<listen> on, C<nginx_error_log()> its log.
+
+=item reload_nginx(%same_as_start)
+
+Rewrites the configuration and sends SIGHUP; returns when new workers start.
+
+=back
+
+=cut
