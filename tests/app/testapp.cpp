@@ -76,13 +76,15 @@ struct App {
 // One line per event on stderr, written with a single write(2) so lines never interleave.
 [[gnu::format(printf, 2, 3)]] void log_line(const App& app, const char* fmt, ...) {
     std::array<char, 1024> line;
-    int n = std::snprintf(line.data(), line.size(), "ondemand-testapp[%s/%s]: ",
-                          app.opt.name.c_str(), app.pid.c_str());
+    const int room = line.size() - 1; // keep one byte for the newline
+    int n = std::snprintf(line.data(), room, "ondemand-testapp[%s/%s]: ", app.opt.name.c_str(),
+                          app.pid.c_str());
+    n = std::clamp(n, 0, room - 1);
     va_list ap;
     va_start(ap, fmt);
-    n += std::vsnprintf(line.data() + n, line.size() - n - 1, fmt, ap);
+    int m = std::vsnprintf(line.data() + n, room - n, fmt, ap);
     va_end(ap);
-    n = std::min<int>(n, line.size() - 2);
+    n = std::clamp(n + std::max(m, 0), 0, room - 1); // truncated lines stay one line
     line[n++] = '\n';
     [[maybe_unused]] auto written = ::write(STDERR_FILENO, line.data(), n);
 }
@@ -121,24 +123,42 @@ bool is_token(std::string_view s) {
 
 const char* reason_phrase(int status) {
     switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 204: return "No Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 413: return "Content Too Large";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "Status";
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 413:
+        return "Content Too Large";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return "Status";
     }
 }
 
@@ -295,8 +315,8 @@ class Connection {
     // Appends whatever the socket has to in_; false on EOF or error.
     awaitable<bool> read_more() {
         boost::system::error_code ec;
-        std::size_t n = co_await socket_.async_read_some(
-            asio::buffer(chunk_), asio::redirect_error(use_awaitable, ec));
+        std::size_t n = co_await socket_.async_read_some(asio::buffer(chunk_),
+                                                         asio::redirect_error(use_awaitable, ec));
         if (ec)
             co_return false;
         in_.append(chunk_.data(), n);
@@ -429,10 +449,10 @@ class Connection {
 
     App& app_;
     stream_protocol::socket socket_;
-    asio::steady_timer timer_;   // for /sleep
+    asio::steady_timer timer_;      // for /sleep
     std::array<char, 16384> chunk_; // read buffer
-    std::string in_;             // received, not yet consumed bytes
-    std::size_t pos_ = 0;        // parse position in in_ while reading a body
+    std::string in_;                // received, not yet consumed bytes
+    std::size_t pos_ = 0;           // parse position in in_ while reading a body
     Request req_;
     std::string body_; // request body, then response body
     std::string out_;  // response head
@@ -514,7 +534,10 @@ awaitable<void> start(App& app, asio::io_context& io, stream_protocol::acceptor&
     log_line(app, "listening on %s (backlog %d)", opt.socket_path.c_str(), opt.backlog);
     if (opt.notify) {
         int r = sd_notify(0, "READY=1");
-        log_line(app, "sd_notify READY=1: %s", r > 0 ? "sent" : r == 0 ? "no NOTIFY_SOCKET" : "failed");
+        log_line(app, "sd_notify READY=1: %s",
+                 r > 0    ? "sent"
+                 : r == 0 ? "no NOTIFY_SOCKET"
+                          : "failed");
     }
     co_await accept_loop(app, acceptor);
 }
@@ -578,8 +601,11 @@ Options parse_args(int argc, char** argv) {
         usage("--socket is required");
     if (opt.socket_path.size() >= sizeof(sockaddr_un::sun_path))
         usage("socket path too long");
-    if (opt.name.empty() || opt.name.find_first_of("\r\n") != std::string::npos)
-        usage("bad --name");
+    // The name goes into a response header and the log: printable ASCII, no spaces.
+    bool printable = std::all_of(opt.name.begin(), opt.name.end(),
+                                 [](unsigned char c) { return c > ' ' && c < 0x7f; });
+    if (opt.name.empty() || opt.name.size() > 200 || !printable)
+        usage("bad --name (1-200 printable characters, no spaces)");
     return opt;
 }
 

@@ -273,7 +273,7 @@ sub wait_for {
     }
     Test::More::diag("timed out after " . ($o{timeout} // 10) . "s waiting for $o{what}")
       if defined $o{what};
-    return;
+    return 0;    # not an empty list: ok(wait_for(...), 'name') must fail, not test 'name'
 }
 
 sub log_size { -s $_[0] // 0 }
