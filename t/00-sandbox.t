@@ -51,7 +51,7 @@ like(cgroup_of($st->{pid}), qr{^0::/$st->{cgroup}/}, 'manager runs inside the sa
     like($out, qr/already up/, '... and says why');
 }
 
-my ($bus_out, $bus_status) = Ondemand::Test::_run('busctl', '--user', 'call', 'org.freedesktop.systemd1',
+my ($bus_out, $bus_status) = run_cmd('busctl', '--user', 'call', 'org.freedesktop.systemd1',
     '/org/freedesktop/systemd1', 'org.freedesktop.DBus.Peer', 'Ping');
 is($bus_status, 0, 'busctl --user reaches systemd over the user bus') or diag $bus_out;
 

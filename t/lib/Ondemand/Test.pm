@@ -23,7 +23,7 @@ use Test::More ();
 use Time::HiRes qw(time sleep);
 
 our @EXPORT = qw(
-  repo_root testdir
+  repo_root testdir run_cmd
   sandbox_up sandbox_down
   install_unit systemctl unit_active
   testapp_bin testapp_unit sockdir app_socket
@@ -57,7 +57,7 @@ sub testdir {
 # ---------------------------------------------------------------------------------- processes
 
 # Runs a command (list form, no shell); returns (stdout+stderr, exit status as in $?).
-sub _run {
+sub run_cmd {
     my (@cmd) = @_;
     my $pid = open(my $fh, '-|') // croak "fork: $!";
     if ($pid == 0) {
@@ -84,7 +84,7 @@ sub sandbox_up {
     push @SANDBOXES, $base;
     my ($out, $status) = do {
         local $ENV{ONDEMAND_SANDBOX} = $base;
-        _run(_sandbox_script(), 'up');
+        run_cmd(_sandbox_script(), 'up');
     };
     croak "scripts/sandbox up failed (exit " . ($status >> 8) . "):\n$out" if $status;
 
@@ -104,7 +104,7 @@ sub sandbox_down {
     my ($base) = @_;
     $base //= $ENV{ONDEMAND_SANDBOX} // croak 'sandbox_down: no sandbox';
     local $ENV{ONDEMAND_SANDBOX} = $base;
-    my ($out, $status) = _run(_sandbox_script(), 'down');
+    my ($out, $status) = run_cmd(_sandbox_script(), 'down');
     Test::More::diag("scripts/sandbox down ($base):\n$out") if $status || $out =~ /\S/;
     @SANDBOXES = grep { $_ ne $base } @SANDBOXES;
     return !$status;
@@ -112,7 +112,7 @@ sub sandbox_down {
 
 sub systemctl {
     my (@args) = @_;
-    my ($out, $status) = _run('systemctl', '--user', @args);
+    my ($out, $status) = run_cmd('systemctl', '--user', @args);
     return wantarray ? ($out, $status) : $out;
 }
 
@@ -544,6 +544,11 @@ Absolute path of the repository (derived from this file's location).
 
 This test file's temp dir (C</tmp/ondemand-t-XXXXXX>, created on first use). Kept short because
 unix socket paths are limited to 107 bytes.
+
+=item run_cmd(@cmd)
+
+Runs a command (list form, no shell, stdin from F</dev/null>) and returns C<($output, $status)>:
+stdout and stderr together, and the wait status as in C<$?>.
 
 =back
 
