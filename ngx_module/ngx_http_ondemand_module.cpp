@@ -63,7 +63,9 @@ typedef struct {
     ngx_str_t                      socket;
     ngx_msec_t                     start_timeout;
     ngx_msec_t                     idle_timeout;
+    ngx_msec_t                     stop_timeout;
     ngx_uint_t                     queue;
+    ngx_uint_t                     release;       /* per batch */
     ngx_uint_t                     failed_status;
 
     ondemand::app_record          *record;
@@ -72,6 +74,7 @@ typedef struct {
     ngx_queue_t                    waiters;
     ngx_uint_t                     nwaiters;
     ngx_queue_t                    busy_link;     /* in helper.busy_apps */
+    ngx_event_t                    release_ev;    /* next batch */
     uint64_t                       asked_gen;     /* START/WAIT sent for it */
 
     unsigned                       enabled:1;
@@ -85,6 +88,7 @@ struct ngx_http_ondemand_main_conf_s {
     ngx_msec_t                     helper_timeout;
     ngx_array_t                    apps;          /* ngx_http_ondemand_app_t * */
     ngx_hash_t                     apps_hash;
+    ngx_msec_t                     idle_interval;  /* 0: no app stops */
 };
 
 
@@ -93,9 +97,22 @@ typedef struct {
 } ngx_http_ondemand_loc_conf_t;
 
 
+/* what happened to a request, for $ondemand_status */
+typedef enum {
+    NGX_HTTP_ONDEMAND_WARM = 0,
+    NGX_HTTP_ONDEMAND_COLD,
+    NGX_HTTP_ONDEMAND_QUEUE_FULL,
+    NGX_HTTP_ONDEMAND_TIMEOUT,
+    NGX_HTTP_ONDEMAND_FAILED,
+    NGX_HTTP_ONDEMAND_UNAVAILABLE
+} ngx_http_ondemand_outcome_e;
+
+
 typedef struct {
     ngx_http_ondemand_app_t       *app;
     ngx_http_request_t            *request;
+    ngx_msec_t                     wait_time;
+    ngx_http_ondemand_outcome_e    outcome;
     ngx_queue_t                    queue;
     ngx_msec_t                     held_since;
     ngx_int_t                      status;        /* to finalize with */
@@ -113,6 +130,7 @@ typedef struct {
     size_t                         out_size;
     ngx_event_t                    reconnect;
     ngx_event_t                    deadline;
+    ngx_event_t                    idle;
     ngx_msec_t                     backoff;
     ngx_queue_t                    busy_apps;     /* apps with waiters */
     ngx_log_t                     *log;
@@ -129,7 +147,8 @@ static void ngx_http_ondemand_unqueue(ngx_http_ondemand_ctx_t *ctx);
 static void ngx_http_ondemand_cleanup(void *data);
 static void ngx_http_ondemand_warm_cleanup(void *data);
 static void ngx_http_ondemand_wake_all(ngx_http_ondemand_app_t *app,
-    ngx_int_t status);
+    ngx_int_t status, ngx_http_ondemand_outcome_e outcome);
+static void ngx_http_ondemand_release_batch(ngx_event_t *ev);
 static ngx_http_ondemand_app_t *ngx_http_ondemand_find_app(
     ngx_http_ondemand_main_conf_t *mcf, u_char *name, size_t len);
 
@@ -143,6 +162,13 @@ static void ngx_http_ondemand_helper_write(ngx_event_t *wev);
 static void ngx_http_ondemand_helper_line(std::string_view line);
 static void ngx_http_ondemand_helper_deadline(ngx_event_t *ev);
 static void ngx_http_ondemand_resync(void);
+static void ngx_http_ondemand_resend_stops(void);
+static void ngx_http_ondemand_idle_scan(ngx_event_t *ev);
+static ngx_int_t ngx_http_ondemand_status_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_ondemand_wait_time_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_ondemand_add_variables(ngx_conf_t *cf);
 
 static ngx_int_t ngx_http_ondemand_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
@@ -206,8 +232,30 @@ static ngx_command_t  ngx_http_ondemand_commands[] = {
 };
 
 
+static ngx_http_variable_t  ngx_http_ondemand_vars[] = {
+
+    { ngx_string("ondemand_status"), NULL,
+      ngx_http_ondemand_status_variable, 0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("ondemand_wait_time"), NULL,
+      ngx_http_ondemand_wait_time_variable, 0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+      ngx_http_null_variable
+};
+
+
+static ngx_str_t  ngx_http_ondemand_outcomes[] = {
+    ngx_string("warm"),
+    ngx_string("cold"),
+    ngx_string("queued-full"),
+    ngx_string("timeout"),
+    ngx_string("failed"),
+    ngx_string("unavailable")
+};
+
+
 static ngx_http_module_t  ngx_http_ondemand_module_ctx = {
-    NULL,                                  /* preconfiguration */
+    ngx_http_ondemand_add_variables,       /* preconfiguration */
     ngx_http_ondemand_postconfiguration,   /* postconfiguration */
 
     ngx_http_ondemand_create_main_conf,    /* create main configuration */
@@ -244,6 +292,9 @@ ngx_module_t  ngx_http_ondemand_module = {
 
 static ngx_http_ondemand_helper_t  ngx_http_ondemand_helper_conn;
 
+/* the request context of every warm request: no allocation on the warm path */
+static ngx_http_ondemand_ctx_t  ngx_http_ondemand_warm_ctx;
+
 
 static std::string_view
 ngx_http_ondemand_sv(ngx_str_t *s)
@@ -279,10 +330,16 @@ ngx_http_ondemand_handler(ngx_http_request_t *r)
     ctx = (ngx_http_ondemand_ctx_t *)
               ngx_http_get_module_ctx(r, ngx_http_ondemand_module);
 
+    if (ctx == &ngx_http_ondemand_warm_ctx) {
+        return NGX_DECLINED;
+    }
+
     if (ctx != NULL) {
         /* woken up: re-evaluate, unless the wake carried a verdict */
 
         if (ctx->status != 0) {
+            ctx->wait_time = ngx_current_msec - ctx->held_since;
+
             if (ctx->status == NGX_HTTP_SERVICE_UNAVAILABLE) {
                 ngx_table_elt_t  *h;
 
@@ -332,6 +389,9 @@ ngx_http_ondemand_handler(ngx_http_request_t *r)
         cln->handler = ngx_http_ondemand_warm_cleanup;
         cln->data = app;
 
+        ngx_http_set_ctx(r, &ngx_http_ondemand_warm_ctx,
+                         ngx_http_ondemand_module);
+
         return NGX_DECLINED;
     }
 
@@ -349,6 +409,7 @@ ngx_http_ondemand_handler(ngx_http_request_t *r)
     ctx->app = app;
     ctx->request = r;
     ctx->held_since = ngx_current_msec;
+    ctx->outcome = NGX_HTTP_ONDEMAND_COLD;
 
     cln->handler = ngx_http_ondemand_cleanup;
     cln->data = ctx;
@@ -372,6 +433,8 @@ slow:
         app->record->in_flight.fetch_add(1);
         ngx_shmtx_unlock(&zctx->shpool->mutex);
 
+        ctx->wait_time = ngx_current_msec - ctx->held_since;
+
         cln = ngx_pool_cleanup_add(r->pool, 0);
         if (cln == NULL) {
             ondemand::warm_leave(*app->record, ngx_current_msec);
@@ -392,6 +455,7 @@ slow:
                       &app->name, app->queue);
 
         ctx->status = NGX_HTTP_SERVICE_UNAVAILABLE;
+        ctx->outcome = NGX_HTTP_ONDEMAND_QUEUE_FULL;
         return ngx_http_ondemand_handler(r);
     }
 
@@ -418,6 +482,8 @@ ngx_http_ondemand_hold(ngx_http_request_t *r, ngx_http_ondemand_ctx_t *ctx,
 
     if ((ngx_msec_int_t) (deadline - ngx_current_msec) <= 0) {
         app->record->held.fetch_sub(1);
+        ctx->outcome = NGX_HTTP_ONDEMAND_TIMEOUT;
+        ctx->wait_time = ngx_current_msec - ctx->held_since;
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "ondemand: app \"%V\" not ready within %M ms",
                       &app->name, app->start_timeout);
@@ -476,6 +542,8 @@ ngx_http_ondemand_hold_handler(ngx_http_request_t *r)
         /* the start timeout expired */
 
         ngx_http_ondemand_unqueue(ctx);
+        ctx->outcome = NGX_HTTP_ONDEMAND_TIMEOUT;
+        ctx->wait_time = ngx_current_msec - ctx->held_since;
 
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "ondemand: app \"%V\" not ready within %M ms",
@@ -537,21 +605,44 @@ ngx_http_ondemand_warm_cleanup(void *data)
 }
 
 
-/* releases (status 0: re-evaluate) or fails every request held here */
+/*
+ * Releases (status 0: re-evaluate) or fails the requests held here.  A
+ * release goes in batches a millisecond apart, so that a herd does not
+ * overflow the app's listen backlog: Linux answers EAGAIN to a connect() on
+ * a full unix socket backlog, which would be a 502.
+ */
 
 static void
-ngx_http_ondemand_wake_all(ngx_http_ondemand_app_t *app, ngx_int_t status)
+ngx_http_ondemand_wake_all(ngx_http_ondemand_app_t *app, ngx_int_t status,
+    ngx_http_ondemand_outcome_e outcome)
 {
+    ngx_uint_t                n;
     ngx_queue_t              *q;
     ngx_event_t              *wev;
     ngx_http_ondemand_ctx_t  *ctx;
 
-    while (!ngx_queue_empty(&app->waiters)) {
+    if (status == 0 && app->release_ev.timer_set) {
+        /* a release is under way: its next batch re-evaluates */
+        return;
+    }
+
+    for (n = 0; !ngx_queue_empty(&app->waiters); n++) {
+
+        if (status == 0 && n == app->release) {
+            app->release_ev.handler = ngx_http_ondemand_release_batch;
+            app->release_ev.data = app;
+            app->release_ev.log = ngx_cycle->log;
+
+            ngx_add_timer(&app->release_ev, 1);
+            break;
+        }
+
         q = ngx_queue_head(&app->waiters);
         ctx = ngx_queue_data(q, ngx_http_ondemand_ctx_t, queue);
 
         ngx_http_ondemand_unqueue(ctx);
         ctx->status = status;
+        ctx->outcome = outcome;
 
         wev = ctx->request->connection->write;
 
@@ -563,7 +654,19 @@ ngx_http_ondemand_wake_all(ngx_http_ondemand_app_t *app, ngx_int_t status)
         ngx_post_event(wev, &ngx_posted_events);
     }
 
+    if (status != 0 && app->release_ev.timer_set) {
+        ngx_del_timer(&app->release_ev);
+    }
+
     app->asked = 0;
+}
+
+
+static void
+ngx_http_ondemand_release_batch(ngx_event_t *ev)
+{
+    ngx_http_ondemand_wake_all((ngx_http_ondemand_app_t *) ev->data, 0,
+                               NGX_HTTP_ONDEMAND_COLD);
 }
 
 
@@ -936,7 +1039,7 @@ ngx_http_ondemand_helper_write(ngx_event_t *wev)
 static void
 ngx_http_ondemand_helper_line(std::string_view line)
 {
-    bool                            same_gen, applied;
+    bool                            same_gen, applied, stopping;
     proto::parse_result             pr;
     ngx_http_ondemand_app_t        *app;
     ngx_http_ondemand_helper_t     *h;
@@ -988,6 +1091,7 @@ ngx_http_ondemand_helper_line(std::string_view line)
     ngx_shmtx_lock(&zctx->shpool->mutex);
 
     same_gen = (m.gen == app->record->gen.load());
+    stopping = (app->record->state.load() == ondemand::app_state::stopping);
 
     switch (m.kind) {
 
@@ -996,42 +1100,50 @@ ngx_http_ondemand_helper_line(std::string_view line)
         break;
 
     case proto::verb::failed:
-        applied = ondemand::on_failed(*app->record, m.gen);
+        /* a failed stop leaves the unit in an unknown state: the next
+         * request starts it, which is a no-op for a running unit */
+        applied = stopping ? ondemand::on_stopped(*app->record, m.gen)
+                           : ondemand::on_failed(*app->record, m.gen);
         break;
 
     case proto::verb::stopped:
-        applied = (app->record->state.load() == ondemand::app_state::stopping);
-        if (applied) {
-            app->record->state.store(ondemand::app_state::cold);
-        }
+        applied = ondemand::on_stopped(*app->record, m.gen);
         break;
 
     default: /* down */
-        applied = true;
-        ondemand::on_down(*app->record);
+        applied = ondemand::on_down(*app->record);
         break;
     }
 
     ngx_shmtx_unlock(&zctx->shpool->mutex);
 
-    if (m.kind == proto::verb::failed && same_gen) {
+    if (m.kind == proto::verb::failed && stopping) {
+        ngx_log_error(NGX_LOG_ERR, h->log, 0,
+                      "ondemand: app \"%V\" failed to stop: %*s",
+                      &app->name, m.text.size(), m.text.data());
+
+    } else if (m.kind == proto::verb::failed && same_gen) {
         if (applied || app->nwaiters) {
             ngx_log_error(NGX_LOG_ERR, h->log, 0,
                           "ondemand: app \"%V\" failed to start: %*s",
                           &app->name, m.text.size(), m.text.data());
         }
 
-        ngx_http_ondemand_wake_all(app, app->failed_status);
+        ngx_http_ondemand_wake_all(app, app->failed_status,
+                                   NGX_HTTP_ONDEMAND_FAILED);
         return;
-    }
 
-    if (m.kind == proto::verb::down) {
+    } else if (m.kind == proto::verb::stopped && applied) {
+        ngx_log_error(NGX_LOG_INFO, h->log, 0,
+                      "ondemand: app \"%V\" stopped", &app->name);
+
+    } else if (m.kind == proto::verb::down && applied) {
         ngx_log_error(NGX_LOG_WARN, h->log, 0,
                       "ondemand: app \"%V\" went down", &app->name);
     }
 
     /* ready, or a change the waiters re-evaluate against the shared state */
-    ngx_http_ondemand_wake_all(app, 0);
+    ngx_http_ondemand_wake_all(app, 0, NGX_HTTP_ONDEMAND_COLD);
 }
 
 
@@ -1079,7 +1191,44 @@ ngx_http_ondemand_helper_deadline(ngx_event_t *ev)
 
         ngx_shmtx_unlock(&zctx->shpool->mutex);
 
-        ngx_http_ondemand_wake_all(app, NGX_HTTP_SERVICE_UNAVAILABLE);
+        ngx_http_ondemand_wake_all(app, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                   NGX_HTTP_ONDEMAND_UNAVAILABLE);
+    }
+}
+
+
+/* a stop this worker began may not have reached a helper that went away */
+
+static void
+ngx_http_ondemand_resend_stops(void)
+{
+    ngx_uint_t                      i;
+    proto::message                  msg;
+    ngx_http_ondemand_app_t        *app, **apps;
+    ngx_http_ondemand_main_conf_t  *omcf;
+
+    omcf = (ngx_http_ondemand_main_conf_t *)
+               ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                                   ngx_http_ondemand_module);
+    apps = (ngx_http_ondemand_app_t **) omcf->apps.elts;
+
+    for (i = 0; i < omcf->apps.nelts; i++) {
+        app = apps[i];
+
+        if (app->record->state.load() != ondemand::app_state::stopping
+            || app->record->starter_pid.load() != ngx_pid)
+        {
+            continue;
+        }
+
+        msg.kind = proto::verb::stop;
+        msg.app = ngx_http_ondemand_sv(&app->name);
+        msg.gen = app->record->gen.load();
+        msg.unit = ngx_http_ondemand_sv(&app->unit);
+
+        if (ngx_http_ondemand_send(msg) != NGX_OK) {
+            return;
+        }
     }
 }
 
@@ -1094,6 +1243,8 @@ ngx_http_ondemand_resync(void)
     ngx_http_ondemand_helper_t  *h;
 
     h = &ngx_http_ondemand_helper_conn;
+
+    ngx_http_ondemand_resend_stops();
 
     for (q = ngx_queue_head(&h->busy_apps);
          q != ngx_queue_sentinel(&h->busy_apps);
@@ -1114,7 +1265,7 @@ ngx_http_ondemand_resync(void)
             break;
 
         default:
-            ngx_http_ondemand_wake_all(app, 0);
+            ngx_http_ondemand_wake_all(app, 0, NGX_HTTP_ONDEMAND_COLD);
             break;
         }
 
@@ -1122,6 +1273,145 @@ ngx_http_ondemand_resync(void)
             return;
         }
     }
+}
+
+
+/* the idle scan: every worker runs it; the zone mutex elects one stopper */
+
+static void
+ngx_http_ondemand_idle_scan(ngx_event_t *ev)
+{
+    bool                            stop;
+    ngx_uint_t                      i;
+    proto::message                  msg;
+    ngx_http_ondemand_app_t        *app, **apps;
+    ngx_http_ondemand_helper_t     *h;
+    ngx_http_ondemand_zone_ctx_t   *zctx;
+    ngx_http_ondemand_main_conf_t  *omcf;
+
+    if (ngx_exiting || ngx_terminate || ngx_quit) {
+        return;
+    }
+
+    h = &ngx_http_ondemand_helper_conn;
+
+    omcf = (ngx_http_ondemand_main_conf_t *)
+               ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                                   ngx_http_ondemand_module);
+    zctx = (ngx_http_ondemand_zone_ctx_t *) omcf->shm_zone->data;
+    apps = (ngx_http_ondemand_app_t **) omcf->apps.elts;
+
+    /* a stop needs the helper: without it, apps stay up rather than half-stopped */
+
+    for (i = 0; h->connected && i < omcf->apps.nelts; i++) {
+        app = apps[i];
+
+        if (!ondemand::looks_idle(*app->record, ngx_current_msec,
+                                  app->idle_timeout))
+        {
+            continue;
+        }
+
+        ngx_shmtx_lock(&zctx->shpool->mutex);
+        stop = ondemand::begin_stop(*app->record, ngx_pid, ngx_current_msec,
+                                    app->idle_timeout, app->stop_timeout);
+        ngx_shmtx_unlock(&zctx->shpool->mutex);
+
+        if (!stop) {
+            continue;
+        }
+
+        ngx_log_error(NGX_LOG_INFO, h->log, 0,
+                      "ondemand: app \"%V\" idle for %M ms, stopping",
+                      &app->name, app->idle_timeout);
+
+        msg.kind = proto::verb::stop;
+        msg.app = ngx_http_ondemand_sv(&app->name);
+        msg.gen = app->record->gen.load();
+        msg.unit = ngx_http_ondemand_sv(&app->unit);
+
+        (void) ngx_http_ondemand_send(msg);
+    }
+
+    ngx_add_timer(ev, omcf->idle_interval);
+}
+
+
+/* variables */
+
+static ngx_int_t
+ngx_http_ondemand_status_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t                *s;
+    ngx_http_ondemand_ctx_t  *ctx;
+
+    ctx = (ngx_http_ondemand_ctx_t *)
+              ngx_http_get_module_ctx(r->main, ngx_http_ondemand_module);
+
+    if (ctx == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    s = &ngx_http_ondemand_outcomes[ctx->outcome];
+
+    v->len = s->len;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+    v->data = s->data;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_ondemand_wait_time_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    u_char                   *p;
+    ngx_http_ondemand_ctx_t  *ctx;
+
+    ctx = (ngx_http_ondemand_ctx_t *)
+              ngx_http_get_module_ctx(r->main, ngx_http_ondemand_module);
+
+    if (ctx == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    p = (u_char *) ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    v->len = ngx_sprintf(p, "%M", ctx->wait_time) - p;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+    v->data = p;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_ondemand_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var, *v;
+
+    for (v = ngx_http_ondemand_vars; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
+
+    return NGX_OK;
 }
 
 
@@ -1446,7 +1736,9 @@ ngx_http_ondemand(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_str_set(&app->ready, "connect");
     app->start_timeout = 30000;
     app->idle_timeout = 300000;
+    app->stop_timeout = 30000;
     app->queue = 1000;
+    app->release = 8;
     app->failed_status = NGX_HTTP_BAD_GATEWAY;
 
     value = (ngx_str_t *) cf->args->elts;
@@ -1521,6 +1813,20 @@ ngx_http_ondemand(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
+        if (ngx_strncmp(value[i].data, "stop_timeout=", 13) == 0) {
+            s.data = value[i].data + 13;
+            s.len = value[i].len - 13;
+
+            app->stop_timeout = ngx_parse_time(&s, 0);
+            if (app->stop_timeout == (ngx_msec_t) NGX_ERROR
+                || app->stop_timeout == 0)
+            {
+                goto invalid;
+            }
+
+            continue;
+        }
+
         if (ngx_strncmp(value[i].data, "queue=", 6) == 0) {
             n = ngx_atoi(value[i].data + 6, value[i].len - 6);
             if (n == NGX_ERROR || n == 0) {
@@ -1528,6 +1834,16 @@ ngx_http_ondemand(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             }
 
             app->queue = n;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "release=", 8) == 0) {
+            n = ngx_atoi(value[i].data + 8, value[i].len - 8);
+            if (n == NGX_ERROR || n == 0) {
+                goto invalid;
+            }
+
+            app->release = n;
             continue;
         }
 
@@ -1730,6 +2046,17 @@ ngx_http_ondemand_postconfiguration(ngx_conf_t *cf)
         {
             return NGX_ERROR;
         }
+
+        /* scan often enough to stop an app within ~1 s of its idle timeout */
+
+        if (app->idle_timeout) {
+            ngx_msec_t interval = ngx_max(ngx_min(app->idle_timeout / 4, 1000),
+                                          50);
+
+            if (omcf->idle_interval == 0 || interval < omcf->idle_interval) {
+                omcf->idle_interval = interval;
+            }
+        }
     }
 
     /* app name -> app, for ondemand_app $variable and helper replies */
@@ -1821,6 +2148,15 @@ ngx_http_ondemand_init_process(ngx_cycle_t *cycle)
     h->deadline.handler = ngx_http_ondemand_helper_deadline;
     h->deadline.log = cycle->log;
     h->deadline.data = h;
+
+    if (omcf->idle_interval) {
+        h->idle.handler = ngx_http_ondemand_idle_scan;
+        h->idle.log = cycle->log;
+        h->idle.data = h;
+        h->idle.cancelable = 1;
+
+        ngx_add_timer(&h->idle, omcf->idle_interval);
+    }
 
     /* a persistent connection, made up front so that a cold start pays no connect */
 

@@ -44,9 +44,37 @@ request_action on_request(app_record& r, std::int64_t pid, std::uint64_t now_ms,
         }
         return request_action::hold_and_wait;
     case app_state::stopping:
+        // A stop that never reported back (helper gone) is taken over the same way.
+        if (now_ms >= r.deadline_ms.load()) {
+            return take_start(r, pid, now_ms, start_timeout_ms);
+        }
         return request_action::hold;
     }
     return request_action::hold;
+}
+
+bool begin_stop(app_record& r, std::int64_t pid, std::uint64_t now_ms,
+                std::uint64_t idle_timeout_ms, std::uint64_t stop_timeout_ms) {
+    if (!looks_idle(r, now_ms, idle_timeout_ms)) {
+        return false;
+    }
+    r.state.store(app_state::stopping);
+    if (r.in_flight.load() != 0) {
+        r.state.store(app_state::ready);
+        return false;
+    }
+    r.starter_pid.store(pid);
+    r.deadline_ms.store(now_ms + stop_timeout_ms);
+    r.stops.fetch_add(1);
+    return true;
+}
+
+bool on_stopped(app_record& r, std::uint64_t gen) {
+    if (gen != r.gen.load() || r.state.load() != app_state::stopping) {
+        return false;
+    }
+    r.state.store(app_state::cold);
+    return true;
 }
 
 bool on_ready(app_record& r, std::uint64_t gen, std::uint64_t now_ms) {
@@ -74,6 +102,13 @@ bool on_failed(app_record& r, std::uint64_t gen) {
     return true;
 }
 
-void on_down(app_record& r) { r.state.store(app_state::cold); }
+bool on_down(app_record& r) {
+    app_state s = r.state.load();
+    if (s != app_state::ready && s != app_state::starting) {
+        return false;
+    }
+    r.state.store(app_state::cold);
+    return true;
+}
 
 } // namespace ondemand

@@ -31,6 +31,7 @@ struct app_record {
     std::atomic<std::uint64_t> held{0};           // requests held, all workers
     std::atomic<std::uint64_t> starts{0};         // START sent, lifetime
     std::atomic<std::uint64_t> failures{0};       // FAILED received, lifetime
+    std::atomic<std::uint64_t> stops{0};          // idle stops begun, lifetime
 };
 
 // What a worker does with a request for an app that was not warm.
@@ -75,9 +76,31 @@ bool on_ready(app_record& r, std::uint64_t gen, std::uint64_t now_ms);
 // when it applied (a stale generation is ignored).
 bool on_failed(app_record& r, std::uint64_t gen);
 
+// The idle check, under the zone mutex: moves a ready app that has nothing in flight and
+// has been idle for `idle_timeout_ms` (0: never) to stopping. The state changes before
+// in_flight is read, the mirror image of warm_enter(), so a request that slipped in is seen
+// and the stop is called off. Returns true when the caller must send STOP.
+bool begin_stop(app_record& r, std::int64_t pid, std::uint64_t now_ms,
+                std::uint64_t idle_timeout_ms, std::uint64_t stop_timeout_ms);
+
+// Lock-free pre-check for the idle scan: could begin_stop() succeed now?
+inline bool looks_idle(const app_record& r, std::uint64_t now_ms, std::uint64_t idle_timeout_ms) {
+    if (idle_timeout_ms == 0 || r.state.load() != app_state::ready || r.in_flight.load() != 0) {
+        return false;
+    }
+    std::uint64_t last = r.last_active_ms.load();
+    // Workers' clocks are cached separately: `last` may be a little ahead of `now_ms`.
+    return now_ms >= last && now_ms - last >= idle_timeout_ms;
+}
+
+// Applies STOPPED (or the end of a failed stop) for `gen`: the app is cold. Returns true
+// when it applied.
+bool on_stopped(app_record& r, std::uint64_t gen);
+
 // The app went away (DOWN from helperd, or the helper could not be reached for a start
-// this worker owned): cold, so that the next request starts it.
-void on_down(app_record& r);
+// this worker owned): cold, so that the next request starts it. Returns true when the
+// app was ready or starting.
+bool on_down(app_record& r);
 
 } // namespace ondemand
 

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <thread>
+
 using ondemand::app_record;
 using ondemand::app_state;
 using ondemand::request_action;
@@ -119,6 +121,127 @@ TEST(AppState, StateNames) {
     EXPECT_STREQ(app_state_name(app_state::starting), "starting");
     EXPECT_STREQ(app_state_name(app_state::ready), "ready");
     EXPECT_STREQ(app_state_name(app_state::stopping), "stopping");
+}
+
+} // namespace
+
+namespace {
+
+app_record ready_app(std::uint64_t at_ms) {
+    app_record r;
+    on_request(r, worker_a, at_ms, timeout);
+    on_ready(r, 1, at_ms);
+    return r;
+}
+
+constexpr std::uint64_t idle = 60000;
+constexpr std::uint64_t stop_timeout = 30000;
+
+TEST(IdleStop, NotBeforeTheIdleTimeout) {
+    app_record r = ready_app(1000);
+    EXPECT_FALSE(begin_stop(r, worker_a, 1000 + idle - 1, idle, stop_timeout));
+    EXPECT_EQ(r.state.load(), app_state::ready);
+    EXPECT_TRUE(begin_stop(r, worker_a, 1000 + idle, idle, stop_timeout));
+    EXPECT_EQ(r.state.load(), app_state::stopping);
+    EXPECT_EQ(r.stops.load(), 1u);
+}
+
+TEST(IdleStop, MeasuredFromTheEndOfTheLastRequest) {
+    app_record r = ready_app(1000);
+    ASSERT_TRUE(warm_enter(r));
+    warm_leave(r, 50000);
+    EXPECT_FALSE(begin_stop(r, worker_a, 1000 + idle, idle, stop_timeout));
+    EXPECT_TRUE(begin_stop(r, worker_a, 50000 + idle, idle, stop_timeout));
+}
+
+TEST(IdleStop, NeverWithARequestInFlight) {
+    app_record r = ready_app(1000);
+    ASSERT_TRUE(warm_enter(r)); // e.g. an open WebSocket
+    EXPECT_FALSE(looks_idle(r, 1000 + 10 * idle, idle));
+    EXPECT_FALSE(begin_stop(r, worker_a, 1000 + 10 * idle, idle, stop_timeout));
+    EXPECT_EQ(r.state.load(), app_state::ready);
+}
+
+TEST(IdleStop, ZeroIdleTimeoutMeansNeverStop) {
+    app_record r = ready_app(1000);
+    EXPECT_FALSE(begin_stop(r, worker_a, 1000 + 100 * idle, 0, stop_timeout));
+}
+
+TEST(IdleStop, AClockBehindTheLastActivityIsNotIdle) {
+    app_record r = ready_app(1000);
+    r.last_active_ms.store(5000); // another worker's cached clock was ahead
+    EXPECT_FALSE(looks_idle(r, 4000, idle));
+}
+
+TEST(IdleStop, RequestsDuringTheStopAreHeldThenStartANewGeneration) {
+    app_record r = ready_app(1000);
+    ASSERT_TRUE(begin_stop(r, worker_a, 1000 + idle, idle, stop_timeout));
+    EXPECT_FALSE(warm_enter(r));
+    EXPECT_EQ(on_request(r, worker_b, 1000 + idle + 5, timeout), request_action::hold);
+    EXPECT_FALSE(on_stopped(r, 99));
+    EXPECT_TRUE(on_stopped(r, 1));
+    EXPECT_EQ(r.state.load(), app_state::cold);
+    EXPECT_EQ(on_request(r, worker_b, 1000 + idle + 10, timeout), request_action::hold_and_start);
+    EXPECT_EQ(r.gen.load(), 2u);
+}
+
+TEST(IdleStop, AStopThatNeverReportsBackIsTakenOver) {
+    app_record r = ready_app(1000);
+    ASSERT_TRUE(begin_stop(r, worker_a, 1000 + idle, idle, stop_timeout));
+    EXPECT_EQ(on_request(r, worker_b, 1000 + idle + stop_timeout, timeout),
+              request_action::hold_and_start);
+}
+
+// The boundary race: a request that passed warm_enter() before the stop keeps the app.
+TEST(IdleStop, RequestThatEnteredFirstCallsTheStopOff) {
+    app_record r = ready_app(1000);
+    ASSERT_TRUE(warm_enter(r));
+    EXPECT_FALSE(begin_stop(r, worker_a, 1000 + idle, idle, stop_timeout));
+    EXPECT_EQ(r.state.load(), app_state::ready);
+    warm_leave(r, 1000 + idle);
+}
+
+} // namespace
+
+namespace {
+
+// Two threads race at the idle boundary: one keeps sending warm requests, the other keeps
+// trying to stop the app. Whenever a stop begins, no request may be inside the app.
+TEST(IdleStop, NoRequestIsEverInsideAnAppBeingStopped) {
+    app_record r = ready_app(0);
+    std::atomic<int> inside{0};
+    std::atomic<bool> done{false};
+    std::atomic<long> entered{0};
+
+    std::thread requests([&] {
+        while (!done.load()) {
+            if (warm_enter(r)) {
+                inside.fetch_add(1);
+                entered.fetch_add(1);
+                inside.fetch_sub(1);
+                warm_leave(r, 0);
+            }
+        }
+    });
+
+    long stops = 0;
+    long violations = 0;
+    for (int i = 0; i < 200000; i++) {
+        if (begin_stop(r, worker_a, 1, 1, stop_timeout)) {
+            stops++;
+            violations += inside.load() != 0;
+            // STOPPED, then the next start: the app is ready again.
+            on_stopped(r, r.gen.load());
+            r.state.store(app_state::ready);
+        }
+    }
+    done.store(true);
+    requests.join();
+
+    EXPECT_EQ(violations, 0);
+    EXPECT_GT(stops, 0);
+    EXPECT_GT(entered.load(), 0);
+    EXPECT_EQ(r.in_flight.load(), 0u);
 }
 
 } // namespace
