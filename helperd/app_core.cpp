@@ -1,0 +1,216 @@
+#include "app_core.h"
+
+#include <algorithm>
+
+namespace ondemand::helperd {
+
+std::string_view phase_name(app_phase phase) {
+    switch (phase) {
+    case app_phase::unknown:
+        return "unknown";
+    case app_phase::starting:
+        return "starting";
+    case app_phase::ready:
+        return "ready";
+    case app_phase::stopping:
+        return "stopping";
+    case app_phase::stopped:
+        return "stopped";
+    case app_phase::failed:
+        return "failed";
+    }
+    return "unknown";
+}
+
+void app_core::begin_attempt(app_phase phase) {
+    ++attempt_;
+    phase_ = phase;
+}
+
+// WAITs kept for a START that has now arrived join it.
+void app_core::adopt_pending() {
+    for (const pending_wait& p : pending_) {
+        start_waiters_.push_back(p.w);
+        start_gen_ = std::max(start_gen_, p.w.gen);
+    }
+    pending_.clear();
+}
+
+app_core::start_decision app_core::on_start(waiter w, start_params params) {
+    start_decision decision = start_decision::joined;
+    switch (phase_) {
+    case app_phase::starting:
+        break;
+    case app_phase::stopping:
+        if (!start_queued_) {
+            start_queued_ = true;
+            start_gen_ = 0;
+            params_ = std::move(params);
+        }
+        decision = start_decision::after_stop;
+        break;
+    case app_phase::ready:
+    case app_phase::unknown:
+    case app_phase::stopped:
+    case app_phase::failed:
+        decision =
+            phase_ == app_phase::ready ? start_decision::check_active : start_decision::start_unit;
+        begin_attempt(app_phase::starting);
+        start_gen_ = 0;
+        unit_ = params.unit;
+        params_ = std::move(params);
+        break;
+    }
+    start_waiters_.push_back(w);
+    start_gen_ = std::max(start_gen_, w.gen);
+    adopt_pending();
+    return decision;
+}
+
+app_core::wait_decision app_core::on_wait(waiter w, steady_time now) {
+    switch (phase_) {
+    case app_phase::starting:
+        break;
+    case app_phase::stopping:
+        if (!start_queued_) {
+            pending_.push_back({w, now + pending_wait_limit});
+            return wait_decision::pending;
+        }
+        break;
+    case app_phase::ready:
+        return wait_decision::ready_now;
+    case app_phase::failed:
+        if (w.gen <= last_gen_) {
+            return wait_decision::failed_now;
+        }
+        pending_.push_back({w, now + pending_wait_limit});
+        return wait_decision::pending;
+    case app_phase::unknown:
+    case app_phase::stopped:
+        pending_.push_back({w, now + pending_wait_limit});
+        return wait_decision::pending;
+    }
+    start_waiters_.push_back(w);
+    start_gen_ = std::max(start_gen_, w.gen);
+    return wait_decision::joined;
+}
+
+app_core::stop_decision app_core::on_stop(waiter w, std::string unit,
+                                          std::vector<waiter>& canceled) {
+    stop_decision decision = stop_decision::stop_unit;
+    if (phase_ == app_phase::stopping) {
+        // STOP, START, STOP: the second STOP cancels the start queued behind the first.
+        if (start_queued_) {
+            start_queued_ = false;
+            canceled = std::move(start_waiters_);
+            start_waiters_.clear();
+        }
+        decision = stop_decision::joined;
+    } else {
+        if (phase_ == app_phase::starting) {
+            canceled = std::move(start_waiters_);
+            start_waiters_.clear();
+        }
+        begin_attempt(app_phase::stopping);
+        unit_ = std::move(unit);
+    }
+    stop_waiters_.push_back(w);
+    return decision;
+}
+
+std::vector<waiter> app_core::start_succeeded(std::uint64_t attempt) {
+    if (attempt != attempt_ || phase_ != app_phase::starting) {
+        return {};
+    }
+    phase_ = app_phase::ready;
+    last_gen_ = std::max(last_gen_, start_gen_);
+    last_failure_.clear();
+    std::vector<waiter> answered = std::move(start_waiters_);
+    start_waiters_.clear();
+    return answered;
+}
+
+std::vector<waiter> app_core::start_failed(std::uint64_t attempt, std::string reason) {
+    if (attempt != attempt_ || phase_ != app_phase::starting) {
+        return {};
+    }
+    phase_ = app_phase::failed;
+    last_gen_ = std::max(last_gen_, start_gen_);
+    last_failure_ = std::move(reason);
+    std::vector<waiter> answered = std::move(start_waiters_);
+    start_waiters_.clear();
+    return answered;
+}
+
+app_core::stop_outcome app_core::stop_finished(std::uint64_t attempt) {
+    stop_outcome out;
+    if (attempt != attempt_ || phase_ != app_phase::stopping) {
+        return out;
+    }
+    out.waiters = std::move(stop_waiters_);
+    stop_waiters_.clear();
+    phase_ = app_phase::stopped;
+    if (start_queued_) {
+        start_queued_ = false;
+        begin_attempt(app_phase::starting);
+        unit_ = params_.unit;
+        out.start_next = true;
+    }
+    return out;
+}
+
+bool app_core::went_down() {
+    if (phase_ != app_phase::ready) {
+        return false;
+    }
+    phase_ = app_phase::stopped;
+    return true;
+}
+
+std::vector<waiter> app_core::expire_pending(steady_time now) {
+    std::vector<waiter> expired;
+    std::erase_if(pending_, [&](const pending_wait& p) {
+        if (p.deadline <= now) {
+            expired.push_back(p.w);
+            return true;
+        }
+        return false;
+    });
+    return expired;
+}
+
+std::optional<steady_time> app_core::next_pending_deadline() const {
+    std::optional<steady_time> next;
+    for (const pending_wait& p : pending_) {
+        if (!next || p.deadline < *next) {
+            next = p.deadline;
+        }
+    }
+    return next;
+}
+
+std::vector<waiter> app_core::abandon_starts(std::string reason) {
+    std::vector<waiter> out = std::move(start_waiters_);
+    start_waiters_.clear();
+    for (const pending_wait& p : pending_) {
+        out.push_back(p.w);
+    }
+    pending_.clear();
+    start_queued_ = false;
+    if (phase_ == app_phase::starting) {
+        ++attempt_;
+        phase_ = app_phase::failed;
+        last_gen_ = std::max(last_gen_, start_gen_);
+        last_failure_ = std::move(reason);
+    }
+    return out;
+}
+
+void app_core::forget_client(client_id client) {
+    auto of_client = [client](const waiter& w) { return w.client == client; };
+    std::erase_if(start_waiters_, of_client);
+    std::erase_if(stop_waiters_, of_client);
+    std::erase_if(pending_, [client](const pending_wait& p) { return p.w.client == client; });
+}
+
+} // namespace ondemand::helperd

@@ -1,0 +1,137 @@
+// The bookkeeping of one app in helperd, free of I/O so that it can be unit-tested: its phase,
+// who waits for what, which operation (attempt) is current. The daemon performs the actions this
+// class decides on and reports their outcomes back, tagged with the attempt they belong to;
+// outcomes of an attempt that is no longer current are ignored.
+#ifndef ONDEMAND_HELPERD_APP_CORE_H
+#define ONDEMAND_HELPERD_APP_CORE_H
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ondemand::helperd {
+
+using client_id = std::uint64_t;
+using steady_time = std::chrono::steady_clock::time_point;
+
+// A client waiting for an answer, with the generation it sent (echoed back to it).
+struct waiter {
+    client_id client = 0;
+    std::uint64_t gen = 0;
+    bool operator==(const waiter&) const = default;
+};
+
+struct start_params {
+    std::string unit;
+    std::string ready; // "connect", "notify" or "http:/path"
+    std::chrono::milliseconds timeout{0};
+    std::string socket;
+};
+
+enum class app_phase {
+    unknown,  // only WAITs seen so far: no unit known
+    starting, // a start attempt runs (StartUnit, readiness, or re-checking a ready app)
+    ready,
+    stopping, // a stop attempt runs; a START meanwhile is queued behind it
+    stopped,  // stopped by STOP, or went down by itself
+    failed,   // the last start attempt failed
+};
+
+std::string_view phase_name(app_phase phase);
+
+class app_core {
+  public:
+    // How long a WAIT for an app with no start in progress is kept for a START to arrive.
+    static constexpr std::chrono::seconds pending_wait_limit{60};
+
+    enum class start_decision {
+        start_unit,   // a new attempt: call StartUnit
+        check_active, // a new attempt for an app believed ready: verify it is still active
+        joined,       // an attempt is running; the waiter gets its outcome
+        after_stop,   // a stop runs; the start follows it (see stop_outcome::start_next)
+    };
+    enum class wait_decision {
+        joined,     // a start runs or is queued: the waiter gets its outcome
+        ready_now,  // answer READY at once
+        failed_now, // the start for this generation already failed: FAILED last_failure()
+        pending,    // no start yet: kept until one arrives or pending_wait_limit passes
+    };
+    enum class stop_decision {
+        stop_unit, // a new attempt: call StopUnit
+        joined,    // a stop runs; the waiter gets STOPPED with the others
+    };
+
+    explicit app_core(std::string name) : name_(std::move(name)) {}
+
+    const std::string& name() const { return name_; }
+    app_phase phase() const { return phase_; }
+    std::uint64_t attempt() const { return attempt_; }
+    // The unit of the current or last operation ("" while unknown).
+    const std::string& unit() const { return unit_; }
+    // Parameters of the current (or queued, while stopping) start.
+    const start_params& params() const { return params_; }
+    const std::string& last_failure() const { return last_failure_; }
+    const std::vector<waiter>& start_waiters() const { return start_waiters_; }
+    const std::vector<waiter>& stop_waiters() const { return stop_waiters_; }
+    std::size_t pending_waiters() const { return pending_.size(); }
+    bool start_queued() const { return start_queued_; }
+
+    start_decision on_start(waiter w, start_params params);
+    wait_decision on_wait(waiter w, steady_time now);
+    // `canceled` receives the waiters of a start that this STOP cancels (answer them FAILED).
+    stop_decision on_stop(waiter w, std::string unit, std::vector<waiter>& canceled);
+
+    // Outcomes of the current attempt. Each returns the waiters to answer; nothing when
+    // `attempt` is stale or the phase does not match.
+    std::vector<waiter> start_succeeded(std::uint64_t attempt);
+    std::vector<waiter> start_failed(std::uint64_t attempt, std::string reason);
+    struct stop_outcome {
+        std::vector<waiter> waiters; // answer STOPPED (or the stop's failure)
+        bool start_next = false;     // a START came meanwhile: a new attempt began, StartUnit
+    };
+    stop_outcome stop_finished(std::uint64_t attempt);
+
+    // The unit left the active state while the app was ready and not being stopped: the app
+    // is stopped now. Returns true when DOWN is to be pushed.
+    bool went_down();
+
+    // Waits whose limit passed by `now`, removed (answer FAILED no-start-pending).
+    std::vector<waiter> expire_pending(steady_time now);
+    std::optional<steady_time> next_pending_deadline() const;
+
+    // helperd shuts down: every start waiter (of a running or queued start) and every pending
+    // WAIT is removed and returned (answer them FAILED); a running start ends as failed.
+    std::vector<waiter> abandon_starts(std::string reason);
+
+    // A client disconnected: forget everything it waits for.
+    void forget_client(client_id client);
+
+  private:
+    struct pending_wait {
+        waiter w;
+        steady_time deadline;
+    };
+
+    void begin_attempt(app_phase phase);
+    void adopt_pending();
+
+    std::string name_;
+    app_phase phase_ = app_phase::unknown;
+    std::uint64_t attempt_ = 0;
+    std::string unit_;
+    start_params params_;
+    bool start_queued_ = false;
+    std::uint64_t start_gen_ = 0; // highest generation that joined the current/queued start
+    std::uint64_t last_gen_ = 0;  // highest generation a finished start answered
+    std::string last_failure_;
+    std::vector<waiter> start_waiters_;
+    std::vector<waiter> stop_waiters_;
+    std::vector<pending_wait> pending_;
+};
+
+} // namespace ondemand::helperd
+
+#endif

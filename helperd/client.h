@@ -1,0 +1,64 @@
+// One connected nginx worker: reads request lines (at most proto::max_line_length bytes each),
+// hands them to the daemon, and writes replies in order through a write queue that never blocks
+// the loop.
+#ifndef ONDEMAND_HELPERD_CLIENT_H
+#define ONDEMAND_HELPERD_CLIENT_H
+
+#include "app_core.h"
+#include "policy.h"
+
+#include <boost/asio/local/stream_protocol.hpp>
+
+#include <array>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace ondemand::helperd {
+
+class client_connection : public std::enable_shared_from_this<client_connection> {
+  public:
+    // A client that does not read its replies is dropped when this much is queued for it.
+    static constexpr std::size_t max_queued_bytes = 4 * 1024 * 1024;
+
+    using line_handler = std::function<void(client_connection&, std::string_view line)>;
+    using close_handler = std::function<void(client_id)>;
+
+    client_connection(client_id id, boost::asio::local::stream_protocol::socket socket,
+                      peer_credentials peer);
+
+    client_id id() const { return id_; }
+    const peer_credentials& peer() const { return peer_; }
+
+    // Starts reading. on_close is called once, when the connection is gone.
+    void start(line_handler on_line, close_handler on_close);
+    // Queues one line; `line` must end in '\n'.
+    void send(std::string_view line);
+    // Stops reading; closes once everything queued is written.
+    void close_after_flush();
+    void close();
+
+  private:
+    void read();
+    void consume();
+    void write_next();
+
+    client_id id_;
+    boost::asio::local::stream_protocol::socket socket_;
+    peer_credentials peer_;
+    line_handler on_line_;
+    close_handler on_close_;
+    std::array<char, 4096> chunk_{};
+    std::string input_;
+    std::deque<std::string> output_;
+    std::size_t queued_bytes_ = 0;
+    bool writing_ = false;
+    bool closing_ = false;
+    bool closed_ = false;
+};
+
+} // namespace ondemand::helperd
+
+#endif

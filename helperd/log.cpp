@@ -1,0 +1,118 @@
+#include "log.h"
+
+#include <sys/stat.h>
+#include <syslog.h>
+#include <systemd/sd-journal.h>
+
+#include <sys/uio.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+namespace ondemand::helperd {
+
+namespace {
+
+log_level current_level = log_level::info;
+bool to_journal = false;
+
+int syslog_priority(log_level level) {
+    switch (level) {
+    case log_level::debug:
+        return LOG_DEBUG;
+    case log_level::info:
+        return LOG_INFO;
+    case log_level::warning:
+        return LOG_WARNING;
+    case log_level::error:
+        return LOG_ERR;
+    }
+    return LOG_INFO;
+}
+
+// JOURNAL_STREAM is "device:inode" of the stream systemd connected stderr to; it only counts
+// when stderr still is that stream (not redirected by whoever started us).
+bool stderr_is_journal() {
+    const char* env = std::getenv("JOURNAL_STREAM");
+    if (env == nullptr) {
+        return false;
+    }
+    unsigned long long dev = 0;
+    unsigned long long ino = 0;
+    if (std::sscanf(env, "%llu:%llu", &dev, &ino) != 2) {
+        return false;
+    }
+    struct stat st {};
+    if (fstat(STDERR_FILENO, &st) != 0) {
+        return false;
+    }
+    return st.st_dev == dev && st.st_ino == ino;
+}
+
+} // namespace
+
+std::string_view log_level_name(log_level level) {
+    switch (level) {
+    case log_level::debug:
+        return "debug";
+    case log_level::info:
+        return "info";
+    case log_level::warning:
+        return "warning";
+    case log_level::error:
+        return "error";
+    }
+    return "info";
+}
+
+std::optional<log_level> parse_log_level(std::string_view name) {
+    for (log_level l : {log_level::debug, log_level::info, log_level::warning, log_level::error}) {
+        if (log_level_name(l) == name) {
+            return l;
+        }
+    }
+    return std::nullopt;
+}
+
+void set_log_level(log_level level) {
+    current_level = level;
+}
+
+bool log_enabled(log_level level) {
+    return level >= current_level;
+}
+
+void init_log_target() {
+    to_journal = stderr_is_journal();
+}
+
+void log_line(log_level level, std::string_view text, log_context ctx) {
+    if (!log_enabled(level)) {
+        return;
+    }
+    if (to_journal) {
+        std::string fields[] = {
+            fmt::format("MESSAGE={}", text),
+            fmt::format("PRIORITY={}", syslog_priority(level)),
+            std::string("SYSLOG_IDENTIFIER=ondemand-helperd"),
+            ctx.app.empty() ? std::string() : fmt::format("APP={}", ctx.app),
+            ctx.unit.empty() ? std::string() : fmt::format("UNIT={}", ctx.unit),
+        };
+        std::array<iovec, std::size(fields)> iov{};
+        std::size_t n = 0;
+        for (std::string& f : fields) {
+            if (!f.empty()) {
+                iov[n++] = iovec{f.data(), f.size()};
+            }
+        }
+        sd_journal_sendv(iov.data(), static_cast<int>(n));
+        return;
+    }
+    std::string line = fmt::format("{}: {}\n", log_level_name(level), text);
+    std::fwrite(line.data(), 1, line.size(), stderr);
+    std::fflush(stderr);
+}
+
+} // namespace ondemand::helperd

@@ -1,0 +1,50 @@
+// helperd's logging: one line per event, to stderr with a level prefix ("info: ..."), or to the
+// journal with structured fields when stderr is connected to it (JOURNAL_STREAM). See
+// docs/helperd.md for the line formats the tests and operators rely on.
+#ifndef ONDEMAND_HELPERD_LOG_H
+#define ONDEMAND_HELPERD_LOG_H
+
+#include <fmt/format.h>
+
+#include <optional>
+#include <string_view>
+#include <utility>
+
+namespace ondemand::helperd {
+
+enum class log_level { debug, info, warning, error };
+
+std::string_view log_level_name(log_level level);
+std::optional<log_level> parse_log_level(std::string_view name);
+
+void set_log_level(log_level level);
+bool log_enabled(log_level level);
+
+// Chooses the journal when stderr is the journal stream named by JOURNAL_STREAM.
+void init_log_target();
+
+// Optional structured context of a log line (journal fields APP= and UNIT=).
+struct log_context {
+    std::string_view app;
+    std::string_view unit;
+};
+
+void log_line(log_level level, std::string_view text, log_context ctx = {});
+
+template <typename... Args>
+void log(log_level level, fmt::format_string<Args...> format, Args&&... args) {
+    if (log_enabled(level)) {
+        log_line(level, fmt::format(format, std::forward<Args>(args)...));
+    }
+}
+
+template <typename... Args>
+void log(log_context ctx, log_level level, fmt::format_string<Args...> format, Args&&... args) {
+    if (log_enabled(level)) {
+        log_line(level, fmt::format(format, std::forward<Args>(args)...), ctx);
+    }
+}
+
+} // namespace ondemand::helperd
+
+#endif

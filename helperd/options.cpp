@@ -1,0 +1,122 @@
+#include "options.h"
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <grp.h>
+#include <pwd.h>
+
+#include <charconv>
+#include <stdexcept>
+
+namespace ondemand::helperd {
+
+namespace {
+
+bool parse_number(const std::string& text, unsigned long& out, int base = 10) {
+    if (text.empty()) {
+        return false;
+    }
+    auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), out, base);
+    return ec == std::errc{} && p == text.data() + text.size();
+}
+
+} // namespace
+
+uid_t parse_uid(const std::string& text) {
+    unsigned long n = 0;
+    if (parse_number(text, n) && n < static_cast<unsigned long>(static_cast<uid_t>(-1))) {
+        return static_cast<uid_t>(n);
+    }
+    if (const passwd* pw = getpwnam(text.c_str())) {
+        return pw->pw_uid;
+    }
+    throw std::invalid_argument(fmt::format("not a uid or user name: {}", text));
+}
+
+gid_t parse_gid(const std::string& text) {
+    unsigned long n = 0;
+    if (parse_number(text, n) && n < static_cast<unsigned long>(static_cast<gid_t>(-1))) {
+        return static_cast<gid_t>(n);
+    }
+    if (const group* gr = getgrnam(text.c_str())) {
+        return gr->gr_gid;
+    }
+    throw std::invalid_argument(fmt::format("not a gid or group name: {}", text));
+}
+
+mode_t parse_mode(const std::string& text) {
+    unsigned long n = 0;
+    if (!parse_number(text, n, 8) || n > 0777) {
+        throw std::invalid_argument(fmt::format("not an octal file mode (0000-0777): {}", text));
+    }
+    return static_cast<mode_t>(n);
+}
+
+parsed_options parse_command_line(int argc, char** argv) {
+    options o;
+    CLI::App app{"ondemand-helperd: starts and stops ondemand's app units for nginx, through "
+                 "systemd"};
+    app.set_version_flag("--version", std::string("ondemand-helperd 0.1"));
+    app.add_option("--socket", o.socket,
+                   "unix socket to listen on (unless systemd passes one: socket activation)");
+    bool use_user = false;
+    bool use_system = false;
+    bool use_p2p = false;
+    auto* user = app.add_flag("--user", use_user, "talk to the user's service manager (user bus)");
+    auto* system = app.add_flag("--system", use_system, "talk to the system manager (default)");
+    std::string bus_address;
+    auto* bus = app.add_option("--bus", bus_address, "talk to systemd at this D-Bus address");
+    auto* p2p = app.add_flag("--peer-to-peer", use_p2p,
+                             "the --bus address is a manager's private socket (no message bus)");
+    p2p->needs(bus);
+    user->excludes(system)->excludes(bus);
+    system->excludes(bus);
+    app.add_option("--allow-unit", o.allow_units,
+                   "glob of units helperd may start and stop (repeatable; default "
+                   "ondemand-*.service)");
+    std::vector<std::string> uids;
+    std::vector<std::string> gids;
+    app.add_option("--allow-uid", uids,
+                   "peer uid (or user name) allowed to connect (repeatable; default: anyone "
+                   "who can open the socket)");
+    app.add_option("--allow-gid", gids, "peer gid (or group name) allowed to connect (repeatable)");
+    std::string mode = "0660";
+    app.add_option("--socket-mode", mode, "file mode of the socket helperd binds")
+        ->capture_default_str();
+    std::string level = "info";
+    app.add_option("--log-level", level, "debug, info, warning or error")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"debug", "info", "warning", "error"}));
+    app.add_option("--config", o.config_path, "TOML config file (flags override it)");
+    app.add_flag("--check-config", o.check_config,
+                 "check the config file and the flags, report every problem, and exit");
+    try {
+        app.parse(argc, argv);
+        for (const std::string& u : uids) {
+            o.allow_uids.push_back(parse_uid(u));
+        }
+        for (const std::string& g : gids) {
+            o.allow_gids.push_back(parse_gid(g));
+        }
+        o.socket_mode = parse_mode(mode);
+        o.level = *parse_log_level(level);
+    } catch (const CLI::ParseError& e) {
+        return {std::nullopt, app.exit(e)};
+    } catch (const std::invalid_argument& e) {
+        fmt::print(stderr, "ondemand-helperd: {}\n", e.what());
+        return {std::nullopt, 2};
+    }
+    if (use_user) {
+        o.bus.type = bus_address::kind::user;
+    } else if (*bus) {
+        o.bus.type = bus_address::kind::address;
+        o.bus.address = bus_address;
+        o.bus.peer_to_peer = use_p2p;
+    } else {
+        o.bus.type = bus_address::kind::system;
+    }
+    return {std::move(o), 0};
+}
+
+} // namespace ondemand::helperd

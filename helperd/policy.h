@@ -1,0 +1,57 @@
+// Who may ask helperd for what: the unit allowlist (globs) and the peer credential check.
+#ifndef ONDEMAND_HELPERD_POLICY_H
+#define ONDEMAND_HELPERD_POLICY_H
+
+#include <sys/types.h>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ondemand::helperd {
+
+// Units helperd starts and stops. A unit is allowed when it matches one of the globs
+// (fnmatch(3) without flags: *, ?, [...], and backslash escapes). Unit name syntax is checked
+// separately by the protocol codec.
+class unit_allowlist {
+  public:
+    static constexpr std::string_view default_glob = "ondemand-*.service";
+
+    // An empty list means the default: {default_glob}.
+    explicit unit_allowlist(std::vector<std::string> globs = {});
+
+    bool allows(std::string_view unit) const;
+    const std::vector<std::string>& globs() const { return globs_; }
+
+  private:
+    std::vector<std::string> globs_;
+};
+
+// Credentials of a connected peer (SO_PEERCRED, SO_PEERGROUPS).
+struct peer_credentials {
+    pid_t pid = 0;
+    uid_t uid = 0;
+    gid_t gid = 0;
+    std::vector<gid_t> groups; // supplementary groups, when the kernel reports them
+};
+
+// With no uid and no gid listed, every peer may connect (the socket's file mode is then the
+// only gate). Otherwise a peer must have a listed uid, or a listed gid as its primary or one
+// of its supplementary groups. uid 0 is not special: root is refused unless listed.
+class peer_policy {
+  public:
+    peer_policy() = default;
+    peer_policy(std::vector<uid_t> uids, std::vector<gid_t> gids)
+        : uids_(std::move(uids)), gids_(std::move(gids)) {}
+
+    bool allows(const peer_credentials& peer) const;
+    bool open() const { return uids_.empty() && gids_.empty(); }
+
+  private:
+    std::vector<uid_t> uids_;
+    std::vector<gid_t> gids_;
+};
+
+} // namespace ondemand::helperd
+
+#endif

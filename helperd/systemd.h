@@ -1,0 +1,71 @@
+// helperd's client of systemd's manager API (org.freedesktop.systemd1) over a bus_driver:
+// asynchronous StartUnit/StopUnit/property reads, and the JobRemoved and unit
+// PropertiesChanged(ActiveState) signals.
+#ifndef ONDEMAND_HELPERD_SYSTEMD_H
+#define ONDEMAND_HELPERD_SYSTEMD_H
+
+#include "sdbus.h"
+
+#include <functional>
+#include <string>
+#include <string_view>
+
+namespace ondemand::helperd {
+
+// What helperd reads of a unit to explain a failure.
+struct unit_state {
+    std::string load_state;
+    std::string active_state;
+    std::string sub_state;
+    std::string result;     // the service's Result ("success", "exit-code", "signal", ...)
+    int exec_main_code = 0; // CLD_EXITED, CLD_KILLED, CLD_DUMPED, or 0 if it never ran
+    int exec_main_status = 0;
+};
+
+// "result exit-code, main process exited with status 3" and the like.
+std::string describe_unit_state(const unit_state& state);
+
+// The unit's object path, as systemd derives it from the name.
+std::string unit_object_path(std::string_view unit);
+
+class systemd_manager {
+  public:
+    systemd_manager(bus_driver& bus, bool peer_to_peer);
+
+    // Installs the signal matches and calls Subscribe. Blocking: call before the event loop
+    // serves anyone. Throws std::runtime_error on failure.
+    void subscribe();
+
+    // `error` is empty on success; then `job` is the job's object path.
+    using job_handler = std::function<void(const std::string& job, const std::string& error)>;
+    void start_unit(const std::string& unit, job_handler done);
+    // `no_such_unit` tells the error apart that means "not loaded".
+    using stop_handler =
+        std::function<void(const std::string& job, const std::string& error, bool no_such_unit)>;
+    void stop_unit(const std::string& unit, stop_handler done);
+
+    using state_handler = std::function<void(const unit_state& state, const std::string& error)>;
+    // All properties of the unit (Properties.GetAll with no interface), reduced to unit_state.
+    void read_unit_state(const std::string& unit, state_handler done);
+
+    // JobRemoved(id, job, unit, result)
+    std::function<void(std::string_view job, std::string_view unit, std::string_view result)>
+        on_job_removed;
+    // A unit's ActiveState changed (path = the unit's object path). `state` is empty when
+    // systemd only invalidated the property (read it with read_unit_state then).
+    std::function<void(std::string_view path, std::string_view state)> on_active_state;
+
+  private:
+    void job_call(const char* method, const std::string& unit, stop_handler done);
+    static int job_removed_thunk(sd_bus_message* m, void* self, sd_bus_error* error);
+    static int properties_changed_thunk(sd_bus_message* m, void* self, sd_bus_error* error);
+
+    bus_driver& bus_;
+    bool peer_to_peer_;
+    slot_ptr job_removed_slot_;
+    slot_ptr properties_slot_;
+};
+
+} // namespace ondemand::helperd
+
+#endif
