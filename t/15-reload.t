@@ -1,0 +1,53 @@
+#!/usr/bin/perl
+# Operations: the shared state survives `nginx -s reload` (a warm app stays warm, no new
+# start); a graceful quit finishes the requests it holds.
+
+use strict;
+use warnings;
+use Test::More;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Ondemand::Test;
+use Ondemand::Stack;
+
+sandbox_up();
+install_app('blog');
+install_app('late', delay_ms => 1500);
+start_helperd();
+
+my %conf = (http => <<"EOF2");
+    upstream blog { server unix:${\ app_socket('blog')}; ondemand unit=${\ app_unit('blog')}; }
+    upstream late { server unix:${\ app_socket('late')}; ondemand unit=${\ app_unit('late')}; }
+    server {
+        listen 127.0.0.1:${\ nginx_port()};
+        location / { ondemand_app \$http_x_app; proxy_pass http://\$http_x_app; }
+    }
+EOF2
+start_nginx(%conf);
+
+my $r = http_get(nginx_port(), '/', headers => { 'X-App' => 'blog' }, timeout => 30);
+is($r->{status}, 200, 'blog started');
+
+reload_nginx(%conf);
+my $from = log_size(helperd_log());
+my $after = http_get(nginx_port(), '/', headers => { 'X-App' => 'blog' });
+is($after->{status}, 200, 'after reload: served');
+is($after->{headers}{'x-pid'}, $r->{headers}{'x-pid'}, 'after reload: the same app process');
+is(count_log_lines(helperd_log(), qr/\b(START|WAIT)\b/, from => $from), 0,
+    'after reload: served warm, helperd not asked');
+is(helperd_start_units(app_unit('blog')), 1, 'after reload: still one StartUnit');
+
+# -- graceful quit while a request is held: it is still answered
+my $port = nginx_port();
+my $pid = fork();
+if ($pid == 0) {
+    my $res = http_get($port, '/', headers => { 'X-App' => 'late' }, timeout => 30);
+    exit(($res->{status} // 0) == 200 ? 0 : 1);
+}
+ok(wait_log_line(helperd_log(), qr/StartUnit \Q${\ app_unit('late')}\E/, timeout => 10),
+    'the held request asked for a start');
+stop_daemon('nginx', signal => 'QUIT', timeout => 30);
+waitpid($pid, 0);
+is($? >> 8, 0, 'graceful quit: the held request was answered 200');
+
+done_testing();
