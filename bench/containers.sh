@@ -1,0 +1,2 @@
+# bench/containers.sh (sourced by bench/run)
+section_containers() { blog "containers: not written yet"; }
