@@ -262,6 +262,7 @@ parse_result parse(std::string_view line) {
         if (m.text.empty()) {
             return fail("FAILED needs a reason");
         }
+        r.ok = true;
         return r;
 
     case verb::down:
@@ -287,6 +288,7 @@ parse_result parse(std::string_view line) {
 
     case verb::error:
         m.text = fields.rest();
+        r.ok = true;
         return r;
 
     case verb::status:

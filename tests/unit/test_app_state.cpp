@@ -97,6 +97,7 @@ TEST(AppState, WarmPathCountsRequestsInFlightOnlyWhenReady) {
 TEST(AppState, StoppingAppHoldsRequests) {
     app_record r;
     r.state.store(app_state::stopping);
+    r.deadline_ms.store(5000);
     EXPECT_FALSE(warm_enter(r));
     EXPECT_EQ(on_request(r, worker_a, 1000, timeout), request_action::hold);
 }
@@ -127,18 +128,17 @@ TEST(AppState, StateNames) {
 
 namespace {
 
-app_record ready_app(std::uint64_t at_ms) {
-    app_record r;
+void make_ready(app_record& r, std::uint64_t at_ms) {
     on_request(r, worker_a, at_ms, timeout);
     on_ready(r, 1, at_ms);
-    return r;
 }
 
 constexpr std::uint64_t idle = 60000;
 constexpr std::uint64_t stop_timeout = 30000;
 
 TEST(IdleStop, NotBeforeTheIdleTimeout) {
-    app_record r = ready_app(1000);
+    app_record r;
+    make_ready(r, 1000);
     EXPECT_FALSE(begin_stop(r, worker_a, 1000 + idle - 1, idle, stop_timeout));
     EXPECT_EQ(r.state.load(), app_state::ready);
     EXPECT_TRUE(begin_stop(r, worker_a, 1000 + idle, idle, stop_timeout));
@@ -147,7 +147,8 @@ TEST(IdleStop, NotBeforeTheIdleTimeout) {
 }
 
 TEST(IdleStop, MeasuredFromTheEndOfTheLastRequest) {
-    app_record r = ready_app(1000);
+    app_record r;
+    make_ready(r, 1000);
     ASSERT_TRUE(warm_enter(r));
     warm_leave(r, 50000);
     EXPECT_FALSE(begin_stop(r, worker_a, 1000 + idle, idle, stop_timeout));
@@ -155,7 +156,8 @@ TEST(IdleStop, MeasuredFromTheEndOfTheLastRequest) {
 }
 
 TEST(IdleStop, NeverWithARequestInFlight) {
-    app_record r = ready_app(1000);
+    app_record r;
+    make_ready(r, 1000);
     ASSERT_TRUE(warm_enter(r)); // e.g. an open WebSocket
     EXPECT_FALSE(looks_idle(r, 1000 + 10 * idle, idle));
     EXPECT_FALSE(begin_stop(r, worker_a, 1000 + 10 * idle, idle, stop_timeout));
@@ -163,18 +165,21 @@ TEST(IdleStop, NeverWithARequestInFlight) {
 }
 
 TEST(IdleStop, ZeroIdleTimeoutMeansNeverStop) {
-    app_record r = ready_app(1000);
+    app_record r;
+    make_ready(r, 1000);
     EXPECT_FALSE(begin_stop(r, worker_a, 1000 + 100 * idle, 0, stop_timeout));
 }
 
 TEST(IdleStop, AClockBehindTheLastActivityIsNotIdle) {
-    app_record r = ready_app(1000);
+    app_record r;
+    make_ready(r, 1000);
     r.last_active_ms.store(5000); // another worker's cached clock was ahead
     EXPECT_FALSE(looks_idle(r, 4000, idle));
 }
 
 TEST(IdleStop, RequestsDuringTheStopAreHeldThenStartANewGeneration) {
-    app_record r = ready_app(1000);
+    app_record r;
+    make_ready(r, 1000);
     ASSERT_TRUE(begin_stop(r, worker_a, 1000 + idle, idle, stop_timeout));
     EXPECT_FALSE(warm_enter(r));
     EXPECT_EQ(on_request(r, worker_b, 1000 + idle + 5, timeout), request_action::hold);
@@ -186,7 +191,8 @@ TEST(IdleStop, RequestsDuringTheStopAreHeldThenStartANewGeneration) {
 }
 
 TEST(IdleStop, AStopThatNeverReportsBackIsTakenOver) {
-    app_record r = ready_app(1000);
+    app_record r;
+    make_ready(r, 1000);
     ASSERT_TRUE(begin_stop(r, worker_a, 1000 + idle, idle, stop_timeout));
     EXPECT_EQ(on_request(r, worker_b, 1000 + idle + stop_timeout, timeout),
               request_action::hold_and_start);
@@ -194,7 +200,8 @@ TEST(IdleStop, AStopThatNeverReportsBackIsTakenOver) {
 
 // The boundary race: a request that passed warm_enter() before the stop keeps the app.
 TEST(IdleStop, RequestThatEnteredFirstCallsTheStopOff) {
-    app_record r = ready_app(1000);
+    app_record r;
+    make_ready(r, 1000);
     ASSERT_TRUE(warm_enter(r));
     EXPECT_FALSE(begin_stop(r, worker_a, 1000 + idle, idle, stop_timeout));
     EXPECT_EQ(r.state.load(), app_state::ready);
@@ -208,7 +215,8 @@ namespace {
 // Two threads race at the idle boundary: one keeps sending warm requests, the other keeps
 // trying to stop the app. Whenever a stop begins, no request may be inside the app.
 TEST(IdleStop, NoRequestIsEverInsideAnAppBeingStopped) {
-    app_record r = ready_app(0);
+    app_record r;
+    make_ready(r, 0);
     std::atomic<int> inside{0};
     std::atomic<bool> done{false};
     std::atomic<long> entered{0};
