@@ -1,0 +1,242 @@
+// helperd's per-app bookkeeping without I/O: coalescing of starts, waiters, stale outcomes,
+// stops, DOWN, WAITs that arrive before their START.
+#include "app_core.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+using namespace ondemand::helperd;
+using namespace std::chrono_literals;
+using testing::ElementsAre;
+using testing::IsEmpty;
+using testing::UnorderedElementsAre;
+using decision = app_core::start_decision;
+using wait_decision = app_core::wait_decision;
+using stop_decision = app_core::stop_decision;
+
+namespace {
+
+start_params params(std::string unit = "ondemand-blog.service") {
+    return {std::move(unit), "connect", 5000ms, "/run/blog.sock"};
+}
+
+const steady_time t0 = steady_time{} + 1000s;
+
+} // namespace
+
+TEST(AppCore, FirstStartStartsTheUnit) {
+    app_core app("blog");
+    EXPECT_EQ(app.phase(), app_phase::unknown);
+    EXPECT_EQ(app.on_start({1, 5}, params()), decision::start_unit);
+    EXPECT_EQ(app.phase(), app_phase::starting);
+    EXPECT_EQ(app.unit(), "ondemand-blog.service");
+    EXPECT_EQ(app.params().socket, "/run/blog.sock");
+    EXPECT_THAT(app.start_waiters(), ElementsAre(waiter{1, 5}));
+}
+
+TEST(AppCore, DuplicateStartsJoinOneAttempt) {
+    app_core app("blog");
+    ASSERT_EQ(app.on_start({1, 5}, params()), decision::start_unit);
+    std::uint64_t attempt = app.attempt();
+    for (client_id c = 2; c <= 100; ++c) {
+        EXPECT_EQ(app.on_start({c, 5}, params()), decision::joined);
+    }
+    EXPECT_EQ(app.on_wait({101, 5}, t0), wait_decision::joined);
+    EXPECT_EQ(app.attempt(), attempt);
+    auto answered = app.start_succeeded(attempt);
+    EXPECT_EQ(answered.size(), 101u);
+    EXPECT_EQ(app.phase(), app_phase::ready);
+    EXPECT_THAT(app.start_waiters(), IsEmpty());
+}
+
+TEST(AppCore, EveryWaiterKeepsItsGeneration) {
+    app_core app("blog");
+    app.on_start({1, 5}, params());
+    app.on_start({2, 6}, params());
+    app.on_wait({3, 7}, t0);
+    EXPECT_THAT(app.start_failed(app.attempt(), "timeout"),
+                ElementsAre(waiter{1, 5}, waiter{2, 6}, waiter{3, 7}));
+    EXPECT_EQ(app.phase(), app_phase::failed);
+    EXPECT_EQ(app.last_failure(), "timeout");
+}
+
+TEST(AppCore, StaleOutcomesAreIgnored) {
+    app_core app("blog");
+    app.on_start({1, 1}, params());
+    std::uint64_t first = app.attempt();
+    ASSERT_THAT(app.start_failed(first, "boom"), ElementsAre(waiter{1, 1}));
+    app.on_start({1, 2}, params());
+    EXPECT_NE(app.attempt(), first);
+    EXPECT_THAT(app.start_succeeded(first), IsEmpty());
+    EXPECT_THAT(app.start_failed(first, "late"), IsEmpty());
+    EXPECT_EQ(app.phase(), app_phase::starting);
+    EXPECT_THAT(app.start_succeeded(app.attempt()), ElementsAre(waiter{1, 2}));
+    EXPECT_THAT(app.start_succeeded(app.attempt()), IsEmpty()) << "answered once only";
+}
+
+TEST(AppCore, StartOfAReadyAppChecksInsteadOfStarting) {
+    app_core app("blog");
+    app.on_start({1, 1}, params());
+    app.start_succeeded(app.attempt());
+    EXPECT_EQ(app.on_start({2, 2}, params()), decision::check_active);
+    EXPECT_EQ(app.phase(), app_phase::starting);
+    EXPECT_EQ(app.on_start({3, 2}, params()), decision::joined);
+    EXPECT_THAT(app.start_succeeded(app.attempt()), ElementsAre(waiter{2, 2}, waiter{3, 2}));
+}
+
+TEST(AppCore, StartAfterFailureOrStopStartsAgain) {
+    app_core app("blog");
+    app.on_start({1, 1}, params());
+    app.start_failed(app.attempt(), "x");
+    EXPECT_EQ(app.on_start({1, 2}, params()), decision::start_unit);
+    app.start_succeeded(app.attempt());
+    std::vector<waiter> canceled;
+    ASSERT_EQ(app.on_stop({1, 2}, "ondemand-blog.service", canceled), stop_decision::stop_unit);
+    app.stop_finished(app.attempt());
+    EXPECT_EQ(app.phase(), app_phase::stopped);
+    EXPECT_EQ(app.on_start({1, 3}, params()), decision::start_unit);
+}
+
+TEST(AppCore, WaitForAReadyAppIsAnsweredAtOnce) {
+    app_core app("blog");
+    app.on_start({1, 1}, params());
+    app.start_succeeded(app.attempt());
+    EXPECT_EQ(app.on_wait({2, 1}, t0), wait_decision::ready_now);
+}
+
+TEST(AppCore, WaitBeforeStartIsKeptAndJoins) {
+    app_core app("blog");
+    EXPECT_EQ(app.on_wait({2, 9}, t0), wait_decision::pending);
+    EXPECT_EQ(app.pending_waiters(), 1u);
+    EXPECT_EQ(app.next_pending_deadline(), t0 + app_core::pending_wait_limit);
+    EXPECT_EQ(app.on_start({1, 9}, params()), decision::start_unit);
+    EXPECT_EQ(app.pending_waiters(), 0u);
+    EXPECT_FALSE(app.next_pending_deadline());
+    EXPECT_THAT(app.start_succeeded(app.attempt()),
+                UnorderedElementsAre(waiter{1, 9}, waiter{2, 9}));
+}
+
+TEST(AppCore, PendingWaitExpires) {
+    app_core app("blog");
+    app.on_wait({2, 9}, t0);
+    app.on_wait({3, 9}, t0 + 10s);
+    EXPECT_THAT(app.expire_pending(t0 + 59s), IsEmpty());
+    EXPECT_THAT(app.expire_pending(t0 + 60s), ElementsAre(waiter{2, 9}));
+    EXPECT_EQ(app.next_pending_deadline(), t0 + 70s);
+    EXPECT_THAT(app.expire_pending(t0 + 70s), ElementsAre(waiter{3, 9}));
+    EXPECT_EQ(app.pending_waiters(), 0u);
+}
+
+TEST(AppCore, WaitForAFailedGenerationFailsAtOnce) {
+    app_core app("blog");
+    app.on_start({1, 4}, params());
+    app.start_failed(app.attempt(), "start job failed: result exit-code");
+    EXPECT_EQ(app.on_wait({2, 4}, t0), wait_decision::failed_now);
+    EXPECT_EQ(app.on_wait({2, 3}, t0), wait_decision::failed_now);
+    EXPECT_EQ(app.on_wait({2, 5}, t0), wait_decision::pending) << "a newer start is coming";
+}
+
+TEST(AppCore, StartDuringStopWaitsForTheStop) {
+    app_core app("blog");
+    app.on_start({1, 1}, params());
+    app.start_succeeded(app.attempt());
+    std::vector<waiter> canceled;
+    ASSERT_EQ(app.on_stop({1, 1}, "ondemand-blog.service", canceled), stop_decision::stop_unit);
+    std::uint64_t stop_attempt = app.attempt();
+    EXPECT_EQ(app.on_start({2, 2}, params()), decision::after_stop);
+    EXPECT_EQ(app.on_wait({3, 2}, t0), wait_decision::joined);
+    EXPECT_TRUE(app.start_queued());
+    EXPECT_EQ(app.phase(), app_phase::stopping);
+
+    app_core::stop_outcome out = app.stop_finished(stop_attempt);
+    EXPECT_THAT(out.waiters, ElementsAre(waiter{1, 1}));
+    EXPECT_TRUE(out.start_next);
+    EXPECT_EQ(app.phase(), app_phase::starting);
+    EXPECT_NE(app.attempt(), stop_attempt);
+    EXPECT_THAT(app.start_succeeded(app.attempt()), ElementsAre(waiter{2, 2}, waiter{3, 2}));
+}
+
+TEST(AppCore, WaitDuringStopWithoutStartIsPending) {
+    app_core app("blog");
+    std::vector<waiter> canceled;
+    app.on_stop({1, 1}, "ondemand-blog.service", canceled);
+    EXPECT_EQ(app.on_wait({2, 2}, t0), wait_decision::pending);
+    EXPECT_EQ(app.on_start({3, 2}, params()), decision::after_stop);
+    EXPECT_EQ(app.pending_waiters(), 0u);
+    auto out = app.stop_finished(app.attempt());
+    EXPECT_TRUE(out.start_next);
+    EXPECT_THAT(app.start_waiters(), UnorderedElementsAre(waiter{2, 2}, waiter{3, 2}));
+}
+
+TEST(AppCore, StopCancelsARunningStart) {
+    app_core app("blog");
+    app.on_start({1, 1}, params());
+    app.on_start({2, 1}, params());
+    std::uint64_t start_attempt = app.attempt();
+    std::vector<waiter> canceled;
+    EXPECT_EQ(app.on_stop({3, 1}, "ondemand-blog.service", canceled), stop_decision::stop_unit);
+    EXPECT_THAT(canceled, ElementsAre(waiter{1, 1}, waiter{2, 1}));
+    EXPECT_THAT(app.start_succeeded(start_attempt), IsEmpty());
+    EXPECT_EQ(app.phase(), app_phase::stopping);
+}
+
+TEST(AppCore, SecondStopJoinsAndCancelsAQueuedStart) {
+    app_core app("blog");
+    std::vector<waiter> canceled;
+    app.on_stop({1, 1}, "ondemand-blog.service", canceled);
+    app.on_start({2, 2}, params());
+    EXPECT_EQ(app.on_stop({3, 2}, "ondemand-blog.service", canceled), stop_decision::joined);
+    EXPECT_THAT(canceled, ElementsAre(waiter{2, 2}));
+    auto out = app.stop_finished(app.attempt());
+    EXPECT_THAT(out.waiters, ElementsAre(waiter{1, 1}, waiter{3, 2}));
+    EXPECT_FALSE(out.start_next);
+}
+
+TEST(AppCore, StaleStopOutcomeIsIgnored) {
+    app_core app("blog");
+    std::vector<waiter> canceled;
+    app.on_stop({1, 1}, "ondemand-blog.service", canceled);
+    std::uint64_t attempt = app.attempt();
+    EXPECT_TRUE(app.stop_finished(attempt + 1).waiters.empty());
+    EXPECT_EQ(app.phase(), app_phase::stopping);
+}
+
+TEST(AppCore, GoesDownOnlyWhenReady) {
+    app_core app("blog");
+    EXPECT_FALSE(app.went_down());
+    app.on_start({1, 1}, params());
+    EXPECT_FALSE(app.went_down()) << "starting: a failure, not a DOWN";
+    app.start_succeeded(app.attempt());
+    EXPECT_TRUE(app.went_down());
+    EXPECT_EQ(app.phase(), app_phase::stopped);
+    EXPECT_FALSE(app.went_down());
+}
+
+TEST(AppCore, ForgottenClientsAreNotAnswered) {
+    app_core app("blog");
+    app.on_wait({7, 1}, t0);
+    app.on_start({1, 1}, params());
+    app.on_start({2, 1}, params());
+    app.forget_client(1);
+    app.forget_client(7);
+    EXPECT_THAT(app.start_succeeded(app.attempt()), ElementsAre(waiter{2, 1}));
+}
+
+TEST(AppCore, AbandonAnswersEveryStartWaiter) {
+    app_core app("blog");
+    app.on_start({1, 1}, params());
+    app_core other("wiki");
+    other.on_wait({2, 3}, t0);
+    EXPECT_THAT(app.abandon_starts("shutting-down"), ElementsAre(waiter{1, 1}));
+    EXPECT_EQ(app.phase(), app_phase::failed);
+    EXPECT_EQ(app.last_failure(), "shutting-down");
+    EXPECT_THAT(other.abandon_starts("shutting-down"), ElementsAre(waiter{2, 3}));
+}
+
+TEST(AppCore, PhaseNames) {
+    EXPECT_EQ(phase_name(app_phase::starting), "starting");
+    EXPECT_EQ(phase_name(app_phase::ready), "ready");
+    EXPECT_EQ(phase_name(app_phase::stopping), "stopping");
+    EXPECT_EQ(phase_name(app_phase::stopped), "stopped");
+    EXPECT_EQ(phase_name(app_phase::failed), "failed");
+}

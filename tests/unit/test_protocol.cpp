@@ -1,0 +1,256 @@
+// The wire codec shared by helperd and the nginx module: every verb round-trips, every
+// malformed line is refused with a reason.
+#include "ondemand_protocol.h"
+
+#include <gtest/gtest.h>
+
+#include <array>
+#include <string>
+#include <string_view>
+
+namespace proto = ondemand::proto;
+using proto::verb;
+
+namespace {
+
+std::string format_line(const proto::message& m) {
+    std::array<char, proto::max_line_length + 2> buf{};
+    std::size_t n = proto::format(m, buf.data(), buf.size());
+    return std::string(buf.data(), n);
+}
+
+// Parses `line` (without its newline), formats the result, and expects the same line back.
+void expect_round_trip(const std::string& line) {
+    SCOPED_TRACE(line);
+    proto::parse_result r = proto::parse(line);
+    ASSERT_TRUE(r.ok) << r.error;
+    EXPECT_EQ(format_line(r.msg), line + "\n");
+}
+
+void expect_refused(std::string_view line, std::string_view why) {
+    SCOPED_TRACE(std::string(line));
+    proto::parse_result r = proto::parse(line);
+    EXPECT_FALSE(r.ok);
+    ASSERT_NE(r.error, nullptr);
+    EXPECT_EQ(std::string_view(r.error), why);
+}
+
+} // namespace
+
+TEST(Protocol, StartParsesEveryField) {
+    auto r = proto::parse("START blog 42 ondemand-podman@blog.service http:/health 30000 "
+                          "/run/ondemand/apps/blog/app.sock");
+    ASSERT_TRUE(r.ok) << r.error;
+    EXPECT_EQ(r.msg.kind, verb::start);
+    EXPECT_EQ(r.msg.app, "blog");
+    EXPECT_EQ(r.msg.gen, 42u);
+    EXPECT_EQ(r.msg.unit, "ondemand-podman@blog.service");
+    EXPECT_EQ(r.msg.ready, "http:/health");
+    EXPECT_EQ(r.msg.timeout_ms, 30000u);
+    EXPECT_EQ(r.msg.socket, "/run/ondemand/apps/blog/app.sock");
+}
+
+TEST(Protocol, EveryVerbRoundTrips) {
+    for (const char* line : {
+             "START blog 1 ondemand-blog.service connect 5000 /run/a.sock",
+             "START a.b_c-d 18446744073709551615 ondemand-x@a\\x2db.service notify 1 /s",
+             "START blog 0 ondemand-blog.service http:/x?y=1 5000 /run/a.sock",
+             "WAIT blog 7",
+             "STOP blog 7 ondemand-blog.service",
+             "STATUS",
+             "READY blog 7",
+             "FAILED blog 7 timeout",
+             "FAILED blog 7 start job failed: result exit-code, main process exited with status 3",
+             "STOPPED blog 7",
+             "DOWN blog",
+             "APP blog ready ondemand-blog.service",
+             "END",
+             "ERROR unknown verb",
+             "ERROR",
+         }) {
+        expect_round_trip(line);
+    }
+}
+
+TEST(Protocol, VerbNames) {
+    EXPECT_EQ(proto::verb_name(verb::start), "START");
+    EXPECT_EQ(proto::verb_name(verb::wait), "WAIT");
+    EXPECT_EQ(proto::verb_name(verb::stop), "STOP");
+    EXPECT_EQ(proto::verb_name(verb::status), "STATUS");
+    EXPECT_EQ(proto::verb_name(verb::ready), "READY");
+    EXPECT_EQ(proto::verb_name(verb::failed), "FAILED");
+    EXPECT_EQ(proto::verb_name(verb::stopped), "STOPPED");
+    EXPECT_EQ(proto::verb_name(verb::down), "DOWN");
+    EXPECT_EQ(proto::verb_name(verb::app), "APP");
+    EXPECT_EQ(proto::verb_name(verb::end), "END");
+    EXPECT_EQ(proto::verb_name(verb::error), "ERROR");
+}
+
+TEST(Protocol, FailedKeepsTheWholeReason) {
+    auto r = proto::parse("FAILED blog 3 unit failed before ready:  two  spaces kept");
+    ASSERT_TRUE(r.ok) << r.error;
+    EXPECT_EQ(r.msg.text, "unit failed before ready:  two  spaces kept");
+}
+
+TEST(Protocol, RefusesUnknownAndEmpty) {
+    expect_refused("", "empty line or stray space");
+    expect_refused(" STATUS", "empty line or stray space");
+    expect_refused("HELLO", "unknown verb");
+    expect_refused("start blog 1 ondemand-blog.service connect 5000 /s", "unknown verb");
+    expect_refused("STARTX", "unknown verb");
+}
+
+TEST(Protocol, RefusesMissingFields) {
+    expect_refused("START blog 1 ondemand-blog.service connect 5000",
+                   "START needs: app gen unit ready timeout_ms socket");
+    expect_refused("START", "START needs: app gen unit ready timeout_ms socket");
+    expect_refused("WAIT blog", "verb needs: app gen");
+    expect_refused("READY", "verb needs: app gen");
+    expect_refused("STOP blog 1", "STOP needs: app gen unit");
+    expect_refused("FAILED blog 1", "FAILED needs a reason");
+    expect_refused("FAILED blog", "FAILED needs: app gen reason");
+    expect_refused("DOWN", "DOWN needs: app");
+    expect_refused("APP blog ready", "APP needs: app state unit");
+}
+
+TEST(Protocol, RefusesExtraFields) {
+    expect_refused("STATUS now", "unexpected extra field");
+    expect_refused("END x", "unexpected extra field");
+    expect_refused("WAIT blog 1 2", "unexpected extra field");
+    expect_refused("STOP blog 1 ondemand-blog.service x", "unexpected extra field");
+    expect_refused("DOWN blog x", "unexpected extra field");
+    expect_refused("START blog 1 ondemand-blog.service connect 5000 /s extra",
+                   "unexpected extra field");
+}
+
+TEST(Protocol, RefusesStraySpaces) {
+    expect_refused("WAIT  blog 1", "verb needs: app gen");
+    expect_refused("WAIT blog  1", "verb needs: app gen");
+    expect_refused("WAIT blog 1 ", "unexpected extra field");
+    expect_refused("STATUS ", "unexpected extra field");
+    expect_refused("STOP blog 1  ondemand-blog.service", "STOP needs: app gen unit");
+}
+
+TEST(Protocol, RefusesBadAppNames) {
+    expect_refused("WAIT .blog 1", "invalid app name");
+    expect_refused("WAIT -blog 1", "invalid app name");
+    expect_refused("WAIT bl/og 1", "invalid app name");
+    expect_refused("WAIT bl@og 1", "invalid app name");
+    expect_refused("WAIT " + std::string(65, 'a') + " 1", "invalid app name");
+    EXPECT_TRUE(proto::parse("WAIT " + std::string(64, 'a') + " 1").ok);
+    expect_refused("DOWN b:x", "invalid app name");
+}
+
+TEST(Protocol, RefusesBadGenerations) {
+    expect_refused("WAIT blog x", "invalid generation");
+    expect_refused("WAIT blog -1", "invalid generation");
+    expect_refused("WAIT blog 01", "invalid generation");
+    expect_refused("WAIT blog 18446744073709551616", "invalid generation");
+    expect_refused("WAIT blog 1e3", "invalid generation");
+    expect_refused("STOP blog +1 ondemand-blog.service", "invalid generation");
+}
+
+TEST(Protocol, RefusesBadUnits) {
+    const std::string pre = "START blog 1 ";
+    const std::string post = " connect 5000 /s";
+    expect_refused(pre + "ondemand-blog" + post, "invalid unit name");
+    expect_refused(pre + "ondemand@.service" + post, "invalid unit name");
+    expect_refused(pre + "a@b@c.service" + post, "invalid unit name");
+    expect_refused(pre + "@x.service" + post, "invalid unit name");
+    expect_refused(pre + ".service" + post, "invalid unit name");
+    expect_refused(pre + "../x.service" + post, "invalid unit name");
+    expect_refused(pre + "x$y.service" + post, "invalid unit name");
+    expect_refused(pre + std::string(248, 'a') + ".service" + post, "invalid unit name");
+    expect_refused("STOP blog 1 x.exe", "invalid unit name");
+    EXPECT_TRUE(proto::parse(pre + "ondemand-x@a\\x2db.service" + post).ok);
+    EXPECT_TRUE(proto::parse(pre + "x.socket" + post).ok);
+}
+
+TEST(Protocol, RefusesBadReadinessModes) {
+    const std::string pre = "START blog 1 ondemand-blog.service ";
+    const std::string post = " 5000 /s";
+    expect_refused(pre + "tcp" + post, "invalid readiness mode");
+    expect_refused(pre + "http:" + post, "invalid readiness mode");
+    expect_refused(pre + "http:health" + post, "invalid readiness mode");
+    expect_refused(pre + "http:/" + std::string(1024, 'a') + post, "invalid readiness mode");
+    expect_refused(pre + "Connect" + post, "invalid readiness mode");
+    EXPECT_TRUE(proto::parse(pre + "http:/" + post).ok);
+}
+
+TEST(Protocol, RefusesBadTimeoutsAndSockets) {
+    const std::string pre = "START blog 1 ondemand-blog.service connect ";
+    expect_refused(pre + "0 /s", "invalid timeout");
+    expect_refused(pre + "5s /s", "invalid timeout");
+    expect_refused(pre + "5000 relative.sock", "invalid socket path");
+    expect_refused(pre + "5000 /" + std::string(107, 'a'), "invalid socket path");
+    EXPECT_TRUE(proto::parse(pre + "5000 /" + std::string(106, 'a')).ok);
+}
+
+TEST(Protocol, RefusesOverlongLines) {
+    std::string line = "ERROR " + std::string(proto::max_line_length - 6, 'x');
+    EXPECT_TRUE(proto::parse(line).ok);
+    expect_refused(line + "x", "line too long");
+}
+
+TEST(Protocol, RefusesControlCharacters) {
+    expect_refused("STATUS\r", "control character in line");
+    expect_refused("WAIT blog\t1", "control character in line");
+    expect_refused(std::string("WAIT blog 1\0", 12), "control character in line");
+    expect_refused("FAILED blog 1 bad\x1b[0m", "control character in line");
+    expect_refused("WAIT bl\xc3\xa9og 1", "control character in line");
+}
+
+TEST(Protocol, FormatRefusesWhatParseWouldRefuse) {
+    std::array<char, 256> buf{};
+    proto::message m;
+    m.kind = verb::start;
+    m.app = "blog";
+    m.unit = "ondemand-blog.service";
+    m.ready = "connect";
+    m.timeout_ms = 0;
+    m.socket = "/s";
+    EXPECT_EQ(proto::format(m, buf.data(), buf.size()), 0u) << "timeout 0";
+    m.timeout_ms = 1;
+    EXPECT_GT(proto::format(m, buf.data(), buf.size()), 0u);
+    m.app = "bad app";
+    EXPECT_EQ(proto::format(m, buf.data(), buf.size()), 0u);
+
+    proto::message failed;
+    failed.kind = verb::failed;
+    failed.app = "blog";
+    failed.text = "";
+    EXPECT_EQ(proto::format(failed, buf.data(), buf.size()), 0u) << "a FAILED needs a reason";
+    failed.text = "two\nlines";
+    EXPECT_EQ(proto::format(failed, buf.data(), buf.size()), 0u);
+}
+
+TEST(Protocol, FormatRefusesWhatDoesNotFit) {
+    proto::message m;
+    m.kind = verb::ready;
+    m.app = "blog";
+    m.gen = 12345;
+    std::array<char, 64> buf{};
+    EXPECT_EQ(proto::format(m, buf.data(), 5), 0u);
+    EXPECT_EQ(proto::format(m, buf.data(), buf.size()),
+              std::string_view("READY blog 12345\n").size());
+
+    proto::message err;
+    err.kind = verb::error;
+    std::string text(proto::max_line_length, 'x');
+    err.text = text;
+    std::string big(proto::max_line_length * 2, '\0');
+    EXPECT_EQ(proto::format(err, big.data(), big.size()), 0u) << "longer than a line";
+}
+
+TEST(Protocol, FieldValidators) {
+    EXPECT_TRUE(proto::valid_app_name("a"));
+    EXPECT_FALSE(proto::valid_app_name(""));
+    EXPECT_TRUE(proto::valid_unit_name("ondemand-exec@blog.service"));
+    EXPECT_FALSE(proto::valid_unit_name("ondemand-exec@.service"));
+    EXPECT_TRUE(proto::valid_ready_mode("notify"));
+    EXPECT_FALSE(proto::valid_ready_mode("http:/a b"));
+    EXPECT_TRUE(proto::valid_socket_path("/run/x.sock"));
+    EXPECT_FALSE(proto::valid_socket_path(""));
+    EXPECT_TRUE(proto::valid_text("any printable text, with spaces"));
+    EXPECT_FALSE(proto::valid_text("tab\there"));
+}
