@@ -1039,7 +1039,7 @@ ngx_http_ondemand_helper_write(ngx_event_t *wev)
 static void
 ngx_http_ondemand_helper_line(std::string_view line)
 {
-    bool                            same_gen, applied, stopping;
+    bool                            same_gen, applied, stopping, timeout;
     proto::parse_result             pr;
     ngx_http_ondemand_app_t        *app;
     ngx_http_ondemand_helper_t     *h;
@@ -1123,14 +1123,34 @@ ngx_http_ondemand_helper_line(std::string_view line)
                       &app->name, m.text.size(), m.text.data());
 
     } else if (m.kind == proto::verb::failed && same_gen) {
+
+        /* helperd gives up at the same start deadline as the requests */
+
+        timeout = (m.text.substr(0, 7) == "timeout");
+
         if (applied || app->nwaiters) {
-            ngx_log_error(NGX_LOG_ERR, h->log, 0,
-                          "ondemand: app \"%V\" failed to start: %*s",
-                          &app->name, m.text.size(), m.text.data());
+            if (timeout) {
+                ngx_log_error(NGX_LOG_ERR, h->log, 0,
+                              "ondemand: app \"%V\" not ready within %M ms: "
+                              "%*s", &app->name, app->start_timeout,
+                              m.text.size(), m.text.data());
+
+            } else {
+                ngx_log_error(NGX_LOG_ERR, h->log, 0,
+                              "ondemand: app \"%V\" failed to start: %*s",
+                              &app->name, m.text.size(), m.text.data());
+            }
         }
 
-        ngx_http_ondemand_wake_all(app, app->failed_status,
-                                   NGX_HTTP_ONDEMAND_FAILED);
+        if (timeout) {
+            ngx_http_ondemand_wake_all(app, NGX_HTTP_GATEWAY_TIME_OUT,
+                                       NGX_HTTP_ONDEMAND_TIMEOUT);
+
+        } else {
+            ngx_http_ondemand_wake_all(app, app->failed_status,
+                                       NGX_HTTP_ONDEMAND_FAILED);
+        }
+
         return;
 
     } else if (m.kind == proto::verb::stopped && applied) {
