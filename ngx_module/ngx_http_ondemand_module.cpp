@@ -69,6 +69,7 @@ typedef struct {
     ngx_uint_t                     failed_status;
 
     ondemand::app_record          *record;
+    ngx_http_upstream_init_peer_pt original_init_peer;
 
     /* this worker's held requests */
     ngx_queue_t                    waiters;
@@ -118,6 +119,22 @@ typedef struct {
     ngx_int_t                      status;        /* to finalize with */
     unsigned                       queued:1;
 } ngx_http_ondemand_ctx_t;
+
+
+/*
+ * The upstream peer of a released request: it connects itself so that a
+ * full listen backlog (EAGAIN on a unix socket) is retried instead of
+ * becoming a 502.
+ */
+typedef struct {
+    void                          *data;
+    ngx_event_get_peer_pt          original_get;
+    ngx_event_free_peer_pt         original_free;
+    ngx_peer_connection_t         *peer;
+    ngx_http_ondemand_app_t       *app;
+    ngx_event_t                    retry;
+    ngx_msec_t                     backoff;
+} ngx_http_ondemand_peer_t;
 
 
 /* the worker's connection to helperd */
@@ -170,6 +187,14 @@ static ngx_int_t ngx_http_ondemand_wait_time_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_ondemand_add_variables(ngx_conf_t *cf);
 
+static ngx_int_t ngx_http_ondemand_init_peer(ngx_http_request_t *r,
+    ngx_http_upstream_srv_conf_t *us);
+static ngx_int_t ngx_http_ondemand_get_peer(ngx_peer_connection_t *pc,
+    void *data);
+static void ngx_http_ondemand_free_peer(ngx_peer_connection_t *pc,
+    void *data, ngx_uint_t state);
+static void ngx_http_ondemand_connect_retry(ngx_event_t *ev);
+static void ngx_http_ondemand_peer_cleanup(void *data);
 static ngx_int_t ngx_http_ondemand_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 static void *ngx_http_ondemand_create_main_conf(ngx_conf_t *cf);
@@ -1435,6 +1460,229 @@ ngx_http_ondemand_add_variables(ngx_conf_t *cf)
 }
 
 
+/* upstream peer of released requests */
+
+static ngx_int_t
+ngx_http_ondemand_init_peer(ngx_http_request_t *r,
+    ngx_http_upstream_srv_conf_t *us)
+{
+    ngx_pool_cleanup_t        *cln;
+    ngx_http_ondemand_app_t   *app;
+    ngx_http_ondemand_ctx_t   *ctx;
+    ngx_http_ondemand_peer_t  *pd;
+
+    app = (ngx_http_ondemand_app_t *)
+              ngx_http_conf_upstream_srv_conf(us, ngx_http_ondemand_module);
+
+    if (app->original_init_peer(r, us) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ctx = (ngx_http_ondemand_ctx_t *)
+              ngx_http_get_module_ctx(r->main, ngx_http_ondemand_module);
+
+    /* warm requests connect the stock way: herds come from releases only */
+
+    if (ctx == NULL || ctx == &ngx_http_ondemand_warm_ctx) {
+        return NGX_OK;
+    }
+
+    pd = (ngx_http_ondemand_peer_t *)
+             ngx_pcalloc(r->pool, sizeof(ngx_http_ondemand_peer_t));
+    if (pd == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_http_ondemand_peer_cleanup;
+    cln->data = pd;
+
+    pd->data = r->upstream->peer.data;
+    pd->original_get = r->upstream->peer.get;
+    pd->original_free = r->upstream->peer.free;
+    pd->peer = &r->upstream->peer;
+    pd->app = app;
+
+    pd->retry.handler = ngx_http_ondemand_connect_retry;
+    pd->retry.data = pd;
+    pd->retry.log = r->connection->log;
+
+    r->upstream->peer.data = pd;
+    r->upstream->peer.get = ngx_http_ondemand_get_peer;
+    r->upstream->peer.free = ngx_http_ondemand_free_peer;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_ondemand_get_peer(ngx_peer_connection_t *pc, void *data)
+{
+    ngx_http_ondemand_peer_t *pd = (ngx_http_ondemand_peer_t *) data;
+
+    int                rc;
+    ngx_int_t          get;
+    ngx_err_t          err;
+    ngx_socket_t       s;
+    ngx_connection_t  *c;
+
+    get = pd->original_get(pc, pd->data);
+
+    if (get != NGX_OK || pc->sockaddr->sa_family != AF_UNIX) {
+        /* a cached keepalive connection, or an error */
+        return get;
+    }
+
+    s = ngx_socket(AF_UNIX, SOCK_STREAM, 0);
+    if (s == (ngx_socket_t) -1) {
+        ngx_log_error(NGX_LOG_ALERT, pc->log, ngx_socket_errno,
+                      ngx_socket_n " failed");
+        return NGX_ERROR;
+    }
+
+    c = ngx_get_connection(s, pc->log);
+    if (c == NULL) {
+        ngx_close_socket(s);
+        return NGX_ERROR;
+    }
+
+    if (ngx_nonblocking(s) == -1) {
+        ngx_log_error(NGX_LOG_ALERT, pc->log, ngx_socket_errno,
+                      ngx_nonblocking_n " failed");
+        ngx_close_connection(c);
+        return NGX_ERROR;
+    }
+
+    c->type = SOCK_STREAM;
+    c->recv = ngx_recv;
+    c->send = ngx_send;
+    c->recv_chain = ngx_recv_chain;
+    c->send_chain = ngx_send_chain;
+    c->sendfile = 1;
+    c->tcp_nopush = NGX_TCP_NOPUSH_DISABLED;
+    c->tcp_nodelay = NGX_TCP_NODELAY_DISABLED;
+    c->log_error = pc->log_error;
+    c->read->log = pc->log;
+    c->write->log = pc->log;
+    c->number = ngx_atomic_fetch_add(ngx_connection_counter, 1);
+    c->start_time = ngx_current_msec;
+
+    pc->connection = c;
+
+    rc = connect(s, pc->sockaddr, pc->socklen);
+    err = ngx_socket_errno;
+
+    if (rc == 0) {
+        goto connected;
+    }
+
+    if (err == NGX_EAGAIN) {
+        /*
+         * the app's listen backlog is full: retry shortly; the upstream's
+         * connect timeout (on c->write) still bounds the wait
+         */
+
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, pc->log, 0,
+                       "ondemand: backlog of app \"%V\" full, retrying",
+                       &pd->app->name);
+
+        pd->backoff = 1;
+        ngx_add_timer(&pd->retry, pd->backoff);
+
+        return NGX_AGAIN;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, pc->log, err, "connect() to %V failed",
+                  pc->name);
+
+    ngx_close_connection(c);
+    pc->connection = NULL;
+
+    return NGX_DECLINED;
+
+connected:
+
+    if (ngx_add_conn && ngx_add_conn(c) == NGX_ERROR) {
+        ngx_close_connection(c);
+        pc->connection = NULL;
+        return NGX_ERROR;
+    }
+
+    c->write->ready = 1;
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_ondemand_connect_retry(ngx_event_t *ev)
+{
+    ngx_http_ondemand_peer_t *pd = (ngx_http_ondemand_peer_t *) ev->data;
+
+    ngx_err_t               err;
+    ngx_connection_t       *c;
+    ngx_peer_connection_t  *pc;
+
+    pc = pd->peer;
+    c = pc->connection;
+
+    if (connect(c->fd, pc->sockaddr, pc->socklen) == -1) {
+        err = ngx_socket_errno;
+
+        if (err == NGX_EAGAIN) {
+            pd->backoff = ngx_min(pd->backoff * 2, 32);
+            ngx_add_timer(&pd->retry, pd->backoff);
+            return;
+        }
+
+        ngx_log_error(NGX_LOG_ERR, pc->log, err, "connect() to %V failed",
+                      pc->name);
+
+        /* the write handler's send() on the unconnected socket fails it */
+
+        ngx_post_event(c->write, &ngx_posted_events);
+        return;
+    }
+
+    if (ngx_add_conn && ngx_add_conn(c) == NGX_ERROR) {
+        ngx_post_event(c->write, &ngx_posted_events);
+        return;
+    }
+
+    c->write->ready = 1;
+    ngx_post_event(c->write, &ngx_posted_events);
+}
+
+
+static void
+ngx_http_ondemand_free_peer(ngx_peer_connection_t *pc, void *data,
+    ngx_uint_t state)
+{
+    ngx_http_ondemand_peer_t *pd = (ngx_http_ondemand_peer_t *) data;
+
+    if (pd->retry.timer_set) {
+        ngx_del_timer(&pd->retry);
+    }
+
+    pd->original_free(pc, pd->data, state);
+}
+
+
+static void
+ngx_http_ondemand_peer_cleanup(void *data)
+{
+    ngx_http_ondemand_peer_t *pd = (ngx_http_ondemand_peer_t *) data;
+
+    if (pd->retry.timer_set) {
+        ngx_del_timer(&pd->retry);
+    }
+}
+
+
 /* shared memory */
 
 static ngx_int_t
@@ -1758,7 +2006,7 @@ ngx_http_ondemand(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     app->idle_timeout = 300000;
     app->stop_timeout = 30000;
     app->queue = 1000;
-    app->release = 8;
+    app->release = 32;
     app->failed_status = NGX_HTTP_BAD_GATEWAY;
 
     value = (ngx_str_t *) cf->args->elts;
@@ -2066,6 +2314,11 @@ ngx_http_ondemand_postconfiguration(ngx_conf_t *cf)
         {
             return NGX_ERROR;
         }
+
+        /* the balancer (and keepalive) are set up by now: wrap them */
+
+        app->original_init_peer = uscfp[j]->peer.init;
+        uscfp[j]->peer.init = ngx_http_ondemand_init_peer;
 
         /* scan often enough to stop an app within ~1 s of its idle timeout */
 
