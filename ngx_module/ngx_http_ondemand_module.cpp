@@ -80,6 +80,7 @@ typedef struct {
 
     unsigned                       enabled:1;
     unsigned                       asked:1;
+    unsigned                       keep_warm:1;
 } ngx_http_ondemand_app_t;
 
 
@@ -90,6 +91,7 @@ struct ngx_http_ondemand_main_conf_s {
     ngx_array_t                    apps;          /* ngx_http_ondemand_app_t * */
     ngx_hash_t                     apps_hash;
     ngx_msec_t                     idle_interval;  /* 0: no app stops */
+    ngx_uint_t                     max_running;    /* 0: no cap */
 };
 
 
@@ -160,6 +162,13 @@ static ngx_int_t ngx_http_ondemand_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_ondemand_hold(ngx_http_request_t *r,
     ngx_http_ondemand_ctx_t *ctx, ondemand::request_action action);
 static void ngx_http_ondemand_hold_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_ondemand_refuse(ngx_http_request_t *r,
+    ngx_http_ondemand_ctx_t *ctx, ngx_http_ondemand_outcome_e outcome);
+static ngx_int_t ngx_http_ondemand_make_room(
+    ngx_http_ondemand_main_conf_t *omcf, ngx_http_ondemand_app_t *app,
+    ngx_http_ondemand_app_t **victim);
+static void ngx_http_ondemand_send_stop(ngx_http_ondemand_app_t *app);
+static void ngx_http_ondemand_warm_up(void);
 static void ngx_http_ondemand_unqueue(ngx_http_ondemand_ctx_t *ctx);
 static void ngx_http_ondemand_cleanup(void *data);
 static void ngx_http_ondemand_warm_cleanup(void *data);
@@ -237,6 +246,13 @@ static ngx_command_t  ngx_http_ondemand_commands[] = {
       ngx_conf_set_msec_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_ondemand_main_conf_t, helper_timeout),
+      NULL },
+
+    { ngx_string("ondemand_max_running"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_ondemand_main_conf_t, max_running),
       NULL },
 
     { ngx_string("ondemand"),
@@ -338,6 +354,7 @@ ngx_http_ondemand_handler(ngx_http_request_t *r)
     ngx_http_ondemand_app_t       *app;
     ngx_http_ondemand_ctx_t       *ctx;
     ngx_http_ondemand_loc_conf_t  *olcf;
+    ngx_http_ondemand_app_t       *victim;
     ngx_http_ondemand_main_conf_t *omcf;
     ondemand::request_action       action;
 
@@ -451,6 +468,34 @@ slow:
 
     ngx_shmtx_lock(&zctx->shpool->mutex);
 
+    if (app->record->state.load() != ondemand::app_state::ready
+        && app->record->held.load() >= app->queue)
+    {
+        ngx_shmtx_unlock(&zctx->shpool->mutex);
+
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "ondemand: app \"%V\" hold queue is full (%ui)",
+                      &app->name, app->queue);
+
+        return ngx_http_ondemand_refuse(r, ctx, NGX_HTTP_ONDEMAND_QUEUE_FULL);
+    }
+
+    victim = NULL;
+
+    if (omcf->max_running
+        && app->record->state.load() == ondemand::app_state::cold
+        && ngx_http_ondemand_make_room(omcf, app, &victim) != NGX_OK)
+    {
+        ngx_shmtx_unlock(&zctx->shpool->mutex);
+
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "ondemand: app \"%V\" cannot start: %ui apps are "
+                      "running (ondemand_max_running) and none is idle",
+                      &app->name, omcf->max_running);
+
+        return ngx_http_ondemand_refuse(r, ctx, NGX_HTTP_ONDEMAND_QUEUE_FULL);
+    }
+
     action = ondemand::on_request(*app->record, ngx_pid, ngx_current_msec,
                                   app->start_timeout);
 
@@ -472,23 +517,102 @@ slow:
         return NGX_DECLINED;
     }
 
-    if (app->record->held.load() >= app->queue) {
-        ngx_shmtx_unlock(&zctx->shpool->mutex);
-
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "ondemand: app \"%V\" hold queue is full (%ui)",
-                      &app->name, app->queue);
-
-        ctx->status = NGX_HTTP_SERVICE_UNAVAILABLE;
-        ctx->outcome = NGX_HTTP_ONDEMAND_QUEUE_FULL;
-        return ngx_http_ondemand_handler(r);
-    }
-
     app->record->held.fetch_add(1);
 
     ngx_shmtx_unlock(&zctx->shpool->mutex);
 
+    if (victim) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "ondemand: stopping app \"%V\", the least recently "
+                      "used, to make room for app \"%V\"",
+                      &victim->name, &app->name);
+
+        ngx_http_ondemand_send_stop(victim);
+    }
+
     return ngx_http_ondemand_hold(r, ctx, action);
+}
+
+
+/* answers 503 with Retry-After at once */
+
+static ngx_int_t
+ngx_http_ondemand_refuse(ngx_http_request_t *r, ngx_http_ondemand_ctx_t *ctx,
+    ngx_http_ondemand_outcome_e outcome)
+{
+    ctx->status = NGX_HTTP_SERVICE_UNAVAILABLE;
+    ctx->outcome = outcome;
+
+    return ngx_http_ondemand_handler(r);
+}
+
+
+/*
+ * Under the zone mutex, before a cold app takes a running slot: when
+ * ondemand_max_running apps run, the least recently used idle one is stopped.
+ */
+
+static ngx_int_t
+ngx_http_ondemand_make_room(ngx_http_ondemand_main_conf_t *omcf,
+    ngx_http_ondemand_app_t *app, ngx_http_ondemand_app_t **victim)
+{
+    ngx_uint_t                 i, running;
+    ngx_http_ondemand_app_t   *a, **apps, *lru;
+
+    apps = (ngx_http_ondemand_app_t **) omcf->apps.elts;
+    running = 0;
+    lru = NULL;
+
+    for (i = 0; i < omcf->apps.nelts; i++) {
+        a = apps[i];
+
+        if (!ondemand::running(*a->record)) {
+            continue;
+        }
+
+        running++;
+
+        if (a != app && !a->keep_warm && ondemand::evictable(*a->record)
+            && (lru == NULL
+                || a->record->last_active_ms.load()
+                   < lru->record->last_active_ms.load()))
+        {
+            lru = a;
+        }
+    }
+
+    if (running < omcf->max_running) {
+        return NGX_OK;
+    }
+
+    if (lru == NULL
+        || !ondemand::begin_eviction(*lru->record, ngx_pid, ngx_current_msec,
+                                     lru->stop_timeout))
+    {
+        return NGX_DECLINED;
+    }
+
+    *victim = lru;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_ondemand_send_stop(ngx_http_ondemand_app_t *app)
+{
+    proto::message  msg;
+
+    msg.kind = proto::verb::stop;
+    msg.app = ngx_http_ondemand_sv(&app->name);
+    msg.gen = app->record->gen.load();
+    msg.unit = ngx_http_ondemand_sv(&app->unit);
+
+    /* without the helper, ngx_http_ondemand_resend_stops() sends it later */
+
+    if (ngx_http_ondemand_helper_conn.connected) {
+        (void) ngx_http_ondemand_send(msg);
+    }
 }
 
 
@@ -1185,6 +1309,10 @@ ngx_http_ondemand_helper_line(std::string_view line)
     } else if (m.kind == proto::verb::down && applied) {
         ngx_log_error(NGX_LOG_WARN, h->log, 0,
                       "ondemand: app \"%V\" went down", &app->name);
+
+        if (app->keep_warm) {
+            ngx_http_ondemand_warm_up();
+        }
     }
 
     /* ready, or a change the waiters re-evaluate against the shared state */
@@ -1248,7 +1376,6 @@ static void
 ngx_http_ondemand_resend_stops(void)
 {
     ngx_uint_t                      i;
-    proto::message                  msg;
     ngx_http_ondemand_app_t        *app, **apps;
     ngx_http_ondemand_main_conf_t  *omcf;
 
@@ -1266,13 +1393,59 @@ ngx_http_ondemand_resend_stops(void)
             continue;
         }
 
-        msg.kind = proto::verb::stop;
-        msg.app = ngx_http_ondemand_sv(&app->name);
-        msg.gen = app->record->gen.load();
-        msg.unit = ngx_http_ondemand_sv(&app->unit);
+        ngx_http_ondemand_send_stop(app);
 
-        if (ngx_http_ondemand_send(msg) != NGX_OK) {
+        if (!ngx_http_ondemand_helper_conn.connected) {
             return;
+        }
+    }
+}
+
+
+/* keep_warm apps: started when nginx starts, and again whenever they go down */
+
+static void
+ngx_http_ondemand_warm_up(void)
+{
+    ngx_uint_t                      i;
+    ngx_http_ondemand_app_t        *app, **apps;
+    ngx_http_ondemand_zone_ctx_t   *zctx;
+    ngx_http_ondemand_main_conf_t  *omcf;
+    ondemand::request_action        action;
+
+    omcf = (ngx_http_ondemand_main_conf_t *)
+               ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                                   ngx_http_ondemand_module);
+    zctx = (ngx_http_ondemand_zone_ctx_t *) omcf->shm_zone->data;
+    apps = (ngx_http_ondemand_app_t **) omcf->apps.elts;
+
+    for (i = 0; i < omcf->apps.nelts; i++) {
+        app = apps[i];
+
+        if (!app->keep_warm
+            || app->record->state.load() != ondemand::app_state::cold)
+        {
+            continue;
+        }
+
+        ngx_shmtx_lock(&zctx->shpool->mutex);
+
+        action = ondemand::request_action::hold;
+
+        if (app->record->state.load() == ondemand::app_state::cold) {
+            action = ondemand::on_request(*app->record, ngx_pid,
+                                          ngx_current_msec,
+                                          app->start_timeout);
+        }
+
+        ngx_shmtx_unlock(&zctx->shpool->mutex);
+
+        if (action == ondemand::request_action::hold_and_start) {
+            ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
+                          "ondemand: starting keep_warm app \"%V\"",
+                          &app->name);
+
+            ngx_http_ondemand_ask(app, action);
         }
     }
 }
@@ -1290,6 +1463,7 @@ ngx_http_ondemand_resync(void)
     h = &ngx_http_ondemand_helper_conn;
 
     ngx_http_ondemand_resend_stops();
+    ngx_http_ondemand_warm_up();
 
     for (q = ngx_queue_head(&h->busy_apps);
          q != ngx_queue_sentinel(&h->busy_apps);
@@ -1328,7 +1502,6 @@ ngx_http_ondemand_idle_scan(ngx_event_t *ev)
 {
     bool                            stop;
     ngx_uint_t                      i;
-    proto::message                  msg;
     ngx_http_ondemand_app_t        *app, **apps;
     ngx_http_ondemand_helper_t     *h;
     ngx_http_ondemand_zone_ctx_t   *zctx;
@@ -1370,12 +1543,7 @@ ngx_http_ondemand_idle_scan(ngx_event_t *ev)
                       "ondemand: app \"%V\" idle for %M ms, stopping",
                       &app->name, app->idle_timeout);
 
-        msg.kind = proto::verb::stop;
-        msg.app = ngx_http_ondemand_sv(&app->name);
-        msg.gen = app->record->gen.load();
-        msg.unit = ngx_http_ondemand_sv(&app->unit);
-
-        (void) ngx_http_ondemand_send(msg);
+        ngx_http_ondemand_send_stop(app);
     }
 
     ngx_add_timer(ev, omcf->idle_interval);
@@ -1785,6 +1953,7 @@ ngx_http_ondemand_create_main_conf(ngx_conf_t *cf)
     }
 
     conf->helper_timeout = NGX_CONF_UNSET_MSEC;
+    conf->max_running = NGX_CONF_UNSET_UINT;
 
     if (ngx_array_init(&conf->apps, cf->pool, 4,
                        sizeof(ngx_http_ondemand_app_t *))
@@ -1803,6 +1972,7 @@ ngx_http_ondemand_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_http_ondemand_main_conf_t *omcf = (ngx_http_ondemand_main_conf_t *) conf;
 
     ngx_conf_init_msec_value(omcf->helper_timeout, 5000);
+    ngx_conf_init_uint_value(omcf->max_running, 0);
 
     return NGX_CONF_OK;
 }
@@ -2105,6 +2275,11 @@ ngx_http_ondemand(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
+        if (ngx_strcmp(value[i].data, "keep_warm") == 0) {
+            app->keep_warm = 1;
+            continue;
+        }
+
         if (ngx_strncmp(value[i].data, "release=", 8) == 0) {
             n = ngx_atoi(value[i].data + 8, value[i].len - 8);
             if (n == NGX_ERROR || n == 0) {
@@ -2138,6 +2313,10 @@ ngx_http_ondemand(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                            "\"ondemand\" in upstream \"%V\" needs unit=",
                            &uscf->host);
         return (char *) NGX_CONF_ERROR;
+    }
+
+    if (app->keep_warm) {
+        app->idle_timeout = 0;
     }
 
     app->enabled = 1;

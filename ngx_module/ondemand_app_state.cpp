@@ -53,11 +53,11 @@ request_action on_request(app_record& r, std::int64_t pid, std::uint64_t now_ms,
     return request_action::hold;
 }
 
-bool begin_stop(app_record& r, std::int64_t pid, std::uint64_t now_ms,
-                std::uint64_t idle_timeout_ms, std::uint64_t stop_timeout_ms) {
-    if (!looks_idle(r, now_ms, idle_timeout_ms)) {
-        return false;
-    }
+namespace {
+
+// Shared by idle stops and evictions: the state changes first, then in_flight is read.
+bool stop_unless_busy(app_record& r, std::int64_t pid, std::uint64_t now_ms,
+                      std::uint64_t stop_timeout_ms) {
     r.state.store(app_state::stopping);
     if (r.in_flight.load() != 0) {
         r.state.store(app_state::ready);
@@ -67,6 +67,19 @@ bool begin_stop(app_record& r, std::int64_t pid, std::uint64_t now_ms,
     r.deadline_ms.store(now_ms + stop_timeout_ms);
     r.stops.fetch_add(1);
     return true;
+}
+
+} // namespace
+
+bool begin_stop(app_record& r, std::int64_t pid, std::uint64_t now_ms,
+                std::uint64_t idle_timeout_ms, std::uint64_t stop_timeout_ms) {
+    return looks_idle(r, now_ms, idle_timeout_ms) &&
+           stop_unless_busy(r, pid, now_ms, stop_timeout_ms);
+}
+
+bool begin_eviction(app_record& r, std::int64_t pid, std::uint64_t now_ms,
+                    std::uint64_t stop_timeout_ms) {
+    return evictable(r) && stop_unless_busy(r, pid, now_ms, stop_timeout_ms);
 }
 
 bool on_stopped(app_record& r, std::uint64_t gen) {

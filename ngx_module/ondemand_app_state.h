@@ -93,6 +93,20 @@ inline bool looks_idle(const app_record& r, std::uint64_t now_ms, std::uint64_t 
     return now_ms >= last && now_ms - last >= idle_timeout_ms;
 }
 
+// Eviction to make room under a cap on running apps, under the zone mutex: stops a ready
+// app with nothing in flight or held, however recently used. Returns true when the caller
+// must send STOP.
+bool begin_eviction(app_record& r, std::int64_t pid, std::uint64_t now_ms,
+                    std::uint64_t stop_timeout_ms);
+
+// Could begin_eviction() succeed? (Lock-free, for choosing a victim.)
+inline bool evictable(const app_record& r) {
+    return r.state.load() == app_state::ready && r.in_flight.load() == 0 && r.held.load() == 0;
+}
+
+// Does the app take a running slot (started, running or still stopping)?
+inline bool running(const app_record& r) { return r.state.load() != app_state::cold; }
+
 // Applies STOPPED (or the end of a failed stop) for `gen`: the app is cold. Returns true
 // when it applied.
 bool on_stopped(app_record& r, std::uint64_t gen);

@@ -381,6 +381,9 @@ class Connection {
                 auto value = query.substr(at + 3);
                 parse_number(value.substr(0, value.find('&')), ms);
             }
+            // Tests wait for this line to know that a slow request is in flight.
+            if (app_.opt.log_requests)
+                log_line(app_, "sleeping %lu ms for %s", ms, req_.target.c_str());
             // The coroutine suspends; other connections keep being served meanwhile.
             timer_.expires_after(std::chrono::milliseconds(std::min(ms, kMaxSleepMs)));
             co_await timer_.async_wait(use_awaitable);
