@@ -70,6 +70,7 @@ typedef struct {
 
     ondemand::app_record          *record;
     ngx_http_upstream_init_peer_pt original_init_peer;
+    ngx_event_free_peer_pt         original_free;  /* the balancer's */
 
     /* this worker's held requests */
     ngx_queue_t                    waiters;
@@ -201,6 +202,8 @@ static ngx_int_t ngx_http_ondemand_init_peer(ngx_http_request_t *r,
 static ngx_int_t ngx_http_ondemand_get_peer(ngx_peer_connection_t *pc,
     void *data);
 static void ngx_http_ondemand_free_peer(ngx_peer_connection_t *pc,
+    void *data, ngx_uint_t state);
+static void ngx_http_ondemand_free_warm_peer(ngx_peer_connection_t *pc,
     void *data, ngx_uint_t state);
 static void ngx_http_ondemand_connect_retry(ngx_event_t *ev);
 static void ngx_http_ondemand_peer_cleanup(void *data);
@@ -1649,9 +1652,15 @@ ngx_http_ondemand_init_peer(ngx_http_request_t *r,
     ctx = (ngx_http_ondemand_ctx_t *)
               ngx_http_get_module_ctx(r->main, ngx_http_ondemand_module);
 
-    /* warm requests connect the stock way: herds come from releases only */
+    /*
+     * Warm requests connect the stock way (herds come from releases only);
+     * only the balancer's free is wrapped, to notice an app that is gone.
+     * It is the same function for every request of an upstream.
+     */
 
     if (ctx == NULL || ctx == &ngx_http_ondemand_warm_ctx) {
+        app->original_free = r->upstream->peer.free;
+        r->upstream->peer.free = ngx_http_ondemand_free_warm_peer;
         return NGX_OK;
     }
 
@@ -1837,6 +1846,54 @@ ngx_http_ondemand_free_peer(ngx_peer_connection_t *pc, void *data,
     }
 
     pd->original_free(pc, pd->data, state);
+}
+
+
+/*
+ * A warm request that could not reach its app (the unit stopped behind
+ * ondemand's back, e.g. while helperd was down, so no DOWN came): the app is
+ * made cold, so that the next request asks helperd, which starts it, or
+ * answers at once if it runs.
+ */
+
+static void
+ngx_http_ondemand_free_warm_peer(ngx_peer_connection_t *pc, void *data,
+    ngx_uint_t state)
+{
+    bool                            down;
+    ngx_http_upstream_t            *u;
+    ngx_http_ondemand_app_t        *app;
+    ngx_http_ondemand_zone_ctx_t   *zctx;
+    ngx_http_ondemand_main_conf_t  *omcf;
+
+    u = (ngx_http_upstream_t *)
+            ((u_char *) pc - offsetof(ngx_http_upstream_t, peer));
+    app = (ngx_http_ondemand_app_t *)
+              ngx_http_conf_upstream_srv_conf(u->upstream,
+                                              ngx_http_ondemand_module);
+
+    app->original_free(pc, data, state);
+
+    if (!(state & NGX_PEER_FAILED) || pc->connection != NULL
+        || app->record->state.load() != ondemand::app_state::ready)
+    {
+        return;
+    }
+
+    omcf = (ngx_http_ondemand_main_conf_t *)
+               ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                                   ngx_http_ondemand_module);
+    zctx = (ngx_http_ondemand_zone_ctx_t *) omcf->shm_zone->data;
+
+    ngx_shmtx_lock(&zctx->shpool->mutex);
+    down = ondemand::on_down(*app->record);
+    ngx_shmtx_unlock(&zctx->shpool->mutex);
+
+    if (down) {
+        ngx_log_error(NGX_LOG_WARN, pc->log, 0,
+                      "ondemand: app \"%V\" did not accept a connection, "
+                      "it will be started on the next request", &app->name);
+    }
 }
 
 

@@ -18,6 +18,7 @@ our @EXPORT = qw(
 );
 
 my ($NGINX_PORT, $NGINX_DIR);
+our $LAST_HTTP = '';    # the http{} text of the running configuration
 
 sub helperd_socket { testdir() . '/helperd.sock' }
 sub helperd_log    { testdir() . '/helperd.log' }
@@ -65,26 +66,46 @@ sub start_nginx {
     _write_nginx_conf(%o);
     return start_daemon(
         name        => 'nginx',
-        cmd         => [ '/usr/sbin/nginx', '-p', $NGINX_DIR, '-c', "$NGINX_DIR/nginx.conf",
-                         '-g', 'daemon off;' ],
+        cmd         => [ @{ $o{wrapper} // [] }, '/usr/sbin/nginx', '-p', $NGINX_DIR,
+                         '-c', "$NGINX_DIR/nginx.conf", '-g', 'daemon off;' ],
+        timeout     => $o{timeout} // 10,
         log         => "$NGINX_DIR/stderr.log",
         ready_port  => $NGINX_PORT,
         stop_signal => 'QUIT',
     );
 }
 
-# Rewrites nginx.conf with %o and reloads; returns once the new workers serve.
+# Rewrites nginx.conf with %o and reloads; returns once only the new workers serve (the old
+# ones have exited), so that the next request sees the new configuration.
 sub reload_nginx {
     my (%o) = @_;
     _write_nginx_conf(%o);
+    my $master = daemon_pid('nginx');
+    my @old = _children($master);
     my $from = log_size(nginx_error_log());
-    kill 'HUP', daemon_pid('nginx');
+    kill 'HUP', $master;
     wait_log_line(nginx_error_log(), qr/start worker process/, from => $from,
         what => 'nginx reload');
+    wait_for(sub { my %now = map { $_ => 1 } _children($master); !grep { $now{$_} } @old },
+        timeout => 30, what => 'the old nginx workers to exit');
+}
+
+# Live (not zombie) child pids of $pid.
+sub _children {
+    my ($pid) = @_;
+    my @kids;
+    for my $stat (glob '/proc/[0-9]*/stat') {
+        open(my $fh, '<', $stat) or next;
+        my $line = <$fh> // next;
+        my ($kid, $state, $ppid) = $line =~ /^(\d+) \(.*\) (\S) (\d+)/ or next;
+        push @kids, $kid if $ppid == $pid && $state ne 'Z';
+    }
+    return @kids;
 }
 
 sub _write_nginx_conf {
     my (%o) = @_;
+    $LAST_HTTP = $o{http} // '';
     my $module  = repo_root() . '/build/modules/ngx_http_ondemand_module.so';
     croak "$module is not built" unless -f $module;
     my $workers = $o{workers} // 2;
@@ -143,7 +164,7 @@ log C<helperd_log()>; returns once the socket accepts connections.
 
 How many times helperd called StartUnit for C<$unit> (from its log).
 
-=item start_nginx(http => $text, workers => 2, helper_timeout => '2s', zone => 'ondemand:1m')
+=item start_nginx(http => $text, workers => 2, helper_timeout => '2s', zone => 'ondemand:1m', master_process => 'on', wrapper => [...], log_level => 'info')
 
 Writes nginx.conf (module loaded, zone and helper set, C<$text> inside http{}) and starts
 Debian's nginx; C<nginx_port()> is the port to C<listen> on, C<nginx_error_log()> its log.
