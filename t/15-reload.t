@@ -13,11 +13,13 @@ use Ondemand::Stack;
 sandbox_up();
 install_app('blog');
 install_app('late', delay_ms => 1500);
+install_app('orphan', delay_ms => 1500);
 start_helperd();
 
 my %conf = (http => <<"EOF2");
     upstream blog { server unix:${\ app_socket('blog')}; ondemand unit=${\ app_unit('blog')}; }
     upstream late { server unix:${\ app_socket('late')}; ondemand unit=${\ app_unit('late')}; }
+    upstream orphan { server unix:${\ app_socket('orphan')}; ondemand unit=${\ app_unit('orphan')} start_timeout=20s; }
     server {
         listen 127.0.0.1:${\ nginx_port()};
         location / { ondemand_app \$http_x_app; proxy_pass http://\$http_x_app; }
@@ -36,6 +38,29 @@ is($after->{headers}{'x-pid'}, $r->{headers}{'x-pid'}, 'after reload: the same a
 is(count_log_lines(helperd_log(), qr/\b(START|WAIT)\b/, from => $from), 0,
     'after reload: served warm, helperd not asked');
 is(helperd_start_units(app_unit('blog')), 1, 'after reload: still one StartUnit');
+
+# -- the worker that owns a start dies: the start is not lost, the next request is served
+{
+    my $master = daemon_pid('nginx');
+    my @workers = Ondemand::Stack::_children($master);
+    my $from_h = log_size(helperd_log());
+    my @pids;
+    # one request per worker connection is enough: every worker then holds one
+    for (1 .. 4) {
+        my $pid = fork();
+        if ($pid == 0) { http_get(nginx_port(), '/', headers => { 'X-App' => 'orphan' }, timeout => 30); exit 0 }
+        push @pids, $pid;
+    }
+    ok(wait_log_line(helperd_log(), qr/StartUnit \Q${\ app_unit('orphan')}\E/, from => $from_h,
+        timeout => 10), 'a worker asked for the start');
+    kill 'KILL', @workers;    # every worker, the starter among them
+    waitpid($_, 0) for @pids;
+    ok(wait_for(sub { my @now = Ondemand::Stack::_children($master); @now == @workers }, timeout => 10),
+        'nginx started new workers');
+    my $res = http_get(nginx_port(), '/', headers => { 'X-App' => 'orphan' }, timeout => 30);
+    is($res->{status}, 200, 'after the starting worker died: served');
+    is(helperd_start_units(app_unit('orphan')), 1, 'and still one StartUnit');
+}
 
 # -- graceful quit while a request is held: it is still answered
 my $port = nginx_port();
