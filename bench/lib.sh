@@ -14,9 +14,12 @@ RAW=$OUT/raw
 WORK=${BENCH_WORK:-/tmp/od-bench-work}
 export ONDEMAND_SANDBOX=${BENCH_SANDBOX:-/tmp/od-bench}
 PY=/usr/bin/python3
-TESTAPP=$BIN/ondemand-testapp
-HELPERD=$BIN/ondemand-helperd
+# bench/run copies the binaries here first, so a rebuild during a run cannot disturb it
+SNAP=$WORK/bin
+TESTAPP=$SNAP/ondemand-testapp
+HELPERD=$SNAP/ondemand-helperd
 PROBE=$OUT/tools/startprobe
+COLDCLIENT=$OUT/tools/coldclient
 NGINX=/usr/sbin/nginx
 
 blog() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -125,7 +128,8 @@ units_reload() { sctl daemon-reload; }
 
 unit_state() { sctl show -p ActiveState --value "$1" 2>/dev/null; }
 
-# stop_units UNIT...: stops the units and waits (bounded) until they are inactive or failed.
+# stop_units UNIT...: stops the units and waits (bounded) until they are inactive or failed, then
+# lets the manager settle (BENCH_SETTLE_S, default 0.2 s: a start right after a stop is slower).
 stop_units() {
   sctl stop "$@" 2>/dev/null || true
   local u
@@ -134,6 +138,7 @@ stop_units() {
       blog "unit $u did not stop"
   done
   sctl reset-failed "$@" 2>/dev/null || true
+  sleep "${BENCH_SETTLE_S:-0.2}"
 }
 
 # testapp_unit SOCKET NAME DELAY_MS TYPE(simple|notify) [EXTRA-SERVICE-LINES]
@@ -161,13 +166,17 @@ EOF
 
 # ------------------------------------------------------------------------------------- helperd
 
-helperd_available() { [ -x "$HELPERD" ]; }
+helperd_available() { [ -x "$BIN/ondemand-helperd" ]; }
 
 # start_helperd: helperd on the sandbox's user bus at $WORK/helperd.sock, log $WORK/helperd.log.
 start_helperd() {
   rm -f "$WORK/helperd.sock"
-  start_bg helperd "$WORK/helperd.log" "$HELPERD" --user --socket "$WORK/helperd.sock" \
-    --socket-mode 0666 --log-level "${BENCH_HELPERD_LOG:-info}"
+  # its log goes through bench/tools/stamp.py: each line gets CLOCK_MONOTONIC in us
+  mkdir -p "$WORK/pids"
+  "$HELPERD" --user --socket "$WORK/helperd.sock" --socket-mode 0666 \
+    --log-level "${BENCH_HELPERD_LOG:-info}" </dev/null \
+    > >("$PY" "$TOP/bench/tools/stamp.py" >> "$WORK/helperd.log") 2>&1 &
+  echo $! > "$WORK/pids/helperd"
   wait_until 10000 unix_accepts "$WORK/helperd.sock" || bdie "helperd did not come up; see $WORK/helperd.log"
 }
 
@@ -177,7 +186,7 @@ start_helperd() {
 nginx_write() {
   local name=$1 workers=$2 module=$3 body=$4 extra=${5:-} dir=$WORK/nginx-$1 load=''
   mkdir -p "$dir/tmp"
-  [ "$module" = 1 ] && load="load_module $MODULE;"
+  [ "$module" = 1 ] && load="load_module $SNAP/ngx_http_ondemand_module.so;"
   cat > "$dir/nginx.conf" <<EOF
 $load
 # the bench dirs are private to root
@@ -212,6 +221,26 @@ nginx_master() { bg_pid "nginx-$1"; }
 nginx_workers() { children "$(nginx_master "$1")"; }
 
 # ------------------------------------------------------------------------------------- clients
+
+# exec_mono_us UNIT: when the unit's main process was forked (CLOCK_MONOTONIC, us).
+exec_mono_us() { sctl show -p ExecMainStartTimestampMonotonic --value "$1" 2>/dev/null || echo 0; }
+
+# cold_request SECTION JSON-FIELDS PORT APP APP-SOCKET UNIT [HELPERD-APP]: one timed request to a
+# cold app (bench/tools/coldclient), recorded with the unit's fork time and, for an ondemand app,
+# helperd's StartUnit and ready log lines (bench/tools/coldrec.py).
+cold_request() {
+  local section=$1 fields=$2 port=$3 app=$4 sock=$5 unit=$6 happ=${7:-} out ex su='' rd=''
+  out=$("$COLDCLIENT" --port "$port" --app "$app" --watch "$sock" --timeout-ms 40000) || true
+  ex=$(exec_mono_us "$unit")
+  if [ -n "$happ" ]; then
+    # helperd's log reaches the file through a pipe: give the last line a moment
+    wait_until 2000 grep -q "app $happ \(ready\|start failed\)" "$WORK/helperd.log" || true
+    su=$(grep -m1 "StartUnit .* for app $happ " "$WORK/helperd.log" | cut -d' ' -f1)
+    rd=$(grep -m1 "app $happ ready after" "$WORK/helperd.log" | cut -d' ' -f1)
+  fi
+  "$PY" "$TOP/bench/tools/coldrec.py" "$section" "$fields" "$out" "${ex:-0}" "${su:-0}" "${rd:-0}" \
+    >> "$RAW/$section.jsonl"
+}
 
 # wrk_run PORT CONNS SECONDS [APP]: prints wrk's JSON line (bench/tools/wrk-report.lua).
 wrk_run() {

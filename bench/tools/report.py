@@ -146,9 +146,137 @@ def warm(rep, raw):
         rep.p("_ondemand variants were not measured in this run (helperd was not built)._", "")
 
 
+
+# ----------------------------------------------------------------------------------- cold start
+
+COLD_NAMES = {
+    "od-connect": "ondemand, ready=connect",
+    "od-notify": "ondemand, ready=notify (Type=notify app)",
+    "od-http": "ondemand, ready=http:/",
+    "chain-sleep": "chain, ExecStartPost=/bin/sleep 1",
+    "chain-poll": "chain, 100 ms socket poll",
+    "chain-notify": "chain, Type=notify app",
+}
+
+
+def cold_overheads(recs):
+    """Per (variant, delay): overheads, the parts before/after the app's own start-up, errors.
+
+    ondemand: the app's own readiness in a run is StartUnit (helperd's log line, stamped on
+    CLOCK_MONOTONIC) until the app's socket first accepts (the client's watcher), so
+    overhead = latency - (accept - StartUnit) = (request -> StartUnit) + (accept -> answer).
+    The chain has no StartUnit call to time (systemd starts the units on socket activation), so
+    there the readiness is (accept - fork) + systemd's StartUnit->fork time (the probes' median),
+    and overhead = (request -> fork - that median) + (accept -> answer).
+    """
+    probe = {}
+    for r in recs:
+        if r["variant"].startswith("probe-") and r["ready_ms"] >= 0:
+            probe.setdefault((r["variant"], r["delay_ms"]), []).append(r)
+    fork = {k: med([r["exec_ms"] for r in v if r.get("exec_ms", -1) >= 0]) for k, v in probe.items()}
+    out = {}
+    for r in recs:
+        v = r["variant"]
+        if v.startswith("probe-"):
+            continue
+        kind = "probe-notify" if v.endswith("notify") else "probe-simple"
+        f = fork.get((kind, r["delay_ms"]))
+        o = out.setdefault((v, r["delay_ms"]), {"ov": [], "pre": [], "post": [], "err": 0, "n": 0,
+                                                "stages": []})
+        o["n"] += 1
+        ok = r["status"] == 200 and r.get("exec_ms") is not None and r.get("acc_ms") is not None
+        if ok and v.startswith("od-") and r.get("su_ms") is not None:
+            o["pre"].append(r["su_ms"])
+            o["post"].append(r["latency_ms"] - r["acc_ms"])
+            o["ov"].append(r["su_ms"] + r["latency_ms"] - r["acc_ms"])
+            if r.get("hready_ms") is not None:
+                o["stages"].append((r["su_ms"], r["exec_ms"] - r["su_ms"], r["acc_ms"] - r["exec_ms"],
+                                    r["hready_ms"] - r["acc_ms"], r["latency_ms"] - r["hready_ms"]))
+        elif ok and f is not None:
+            o["pre"].append(r["exec_ms"] - f)
+            o["post"].append(r["latency_ms"] - r["acc_ms"])
+            o["ov"].append(r["latency_ms"] - (r["acc_ms"] - r["exec_ms"]) - f)
+        else:
+            o["err"] += 1
+    return probe, out
+
+
+def cold(rep, raw):
+    recs = [r for r in load(raw, "cold") if r["round"] > 0]
+    if not recs:
+        return
+    rounds = max(r["round"] for r in recs)
+    delays = sorted({r["delay_ms"] for r in recs})
+    probe, out = cold_overheads(recs)
+    rep.p("## 2. Cold-start overhead", "",
+          f"The first request to a stopped app, minus the app's own readiness time. The app's own "
+          f"readiness is StartUnit until its socket first accepts a connection; it varies by several ms "
+          f"from run to run (systemd's fork, the app's own start-up), so it is taken in each run: "
+          f"`bench/tools/coldclient` sends the request and meanwhile connects to the app's socket "
+          f"every 50 µs (the first accept), helperd's log lines carry CLOCK_MONOTONIC stamps "
+          f"(StartUnit), and the unit's ExecMainStartTimestampMonotonic gives the fork. "
+          f"ondemand: overhead = latency − (accept − StartUnit) = *before* (request → StartUnit: "
+          f"nginx, helperd) + *after* (accept → answer at the client: readiness detection, release, "
+          f"proxying). The chain makes no StartUnit call that could be timed, so its *before* is "
+          f"request → fork minus systemd's StartUnit→fork time measured by `bench/tools/startprobe` "
+          f"(StartUnit over D-Bus on the same app, then connect every 50 µs; median of the probes, "
+          f"shown as *app's own readiness*). {rounds} rounds; every variant runs once per delay per round in rotated "
+          f"order; each ondemand run uses a fresh app and unit instance. The client always goes through "
+          f"nginx (2 workers); the chain is a socket unit + `systemd-socket-proxyd` service "
+          f"(`Requires=`/`After=` the app unit). ms, median (min–max); p99 is nearest-rank over the runs.", "")
+    rows = []
+    for d in delays:
+        for kind in ("probe-simple", "probe-notify"):
+            ps = probe.get((kind, d), [])
+            if ps:
+                rows.append([d, f"app's own readiness, {kind[6:]} unit (probe)", mr([p["ready_ms"] for p in ps]),
+                             "", "StartUnit→fork " + mr([p["exec_ms"] for p in ps]), "", ""])
+        for v, name in COLD_NAMES.items():
+            if (v, d) not in out:
+                continue
+            o = out[(v, d)]
+            rows.append([d, name, "**" + mr(o["ov"]) + "**", fmt(pct(o["ov"], 99)) if o["ov"] else "–",
+                         mr(o["pre"]), mr(o["post"]), f"{o['err']}/{o['n']}"])
+    rep.table(["app delay ms", "variant", "overhead ms", "p99 ms", "before ms", "after ms", "errors"], rows)
+
+    srows = []
+    for v, name in COLD_NAMES.items():
+        st = [s for (vv, d), o in out.items() if vv == v for s in o["stages"]]
+        if st:
+            srows.append([name] + [mr([s[i] for s in st], 2) for i in range(5)])
+    if srows:
+        rep.p("Where the first request's time goes (ondemand, all delays pooled; ms, median (min–max)):", "")
+        rep.table(["variant", "request → StartUnit (nginx, helperd)", "StartUnit → fork (systemd)",
+                   "fork → accept (the app)", "accept → helperd says ready", "ready → answer (nginx)"], srows)
+
+    def pooled(v, key="ov"):
+        xs, e, n = [], 0, 0
+        for (vv, d), o in out.items():
+            if vv == v:
+                xs += o[key]
+                e += o["err"]
+                n += o["n"]
+        return xs, e, n
+
+    for v in COLD_NAMES:
+        xs, e, n = pooled(v)
+        if not n:
+            continue
+        key = "cold_overhead" if v == "od-connect" else "cold_" + v.replace("-", "_").replace("od_", "") + "_overhead"
+        rep.res[key + "_p50_ms"] = round(med(xs), 2) if xs else None
+        rep.res[key + "_p99_ms"] = round(pct(xs, 99), 2) if xs else None
+        rep.res[key.replace("_overhead", "") + "_errors"] = e
+    for mode in ("connect", "notify", "http"):
+        xs, e, n = pooled("od-" + mode)
+        if xs:
+            rep.targets.append((f"cold-start overhead p50, ready={mode}", "<= 2 ms", f"{med(xs):.2f} ms", med(xs) <= 2, ""))
+            rep.targets.append((f"cold-start overhead p99, ready={mode}", "<= 5 ms", f"{pct(xs, 99):.2f} ms",
+                                pct(xs, 99) <= 5, ""))
+
+
 # ---------------------------------------------------------------------------------------- main
 
-SECTIONS = [warm]
+SECTIONS = [warm, cold]
 
 
 def main():

@@ -6,7 +6,10 @@
 // until it accepts; then StopUnit and wait for the unit's job to finish. Prints one line per run:
 //
 //   ready_ms=<StartUnit call -> first accepted connect> job_ms=<StartUnit -> JobRemoved>
-//   call_ms=<StartUnit call -> reply> result=<job result>
+//   call_ms=<StartUnit call -> reply> exec_ms=<StartUnit call -> the main process was forked
+//   (the unit's ExecMainStartTimestampMonotonic)> activating_ms=<StartUnit call -> the unit
+//   left "inactive" (InactiveExitTimestampMonotonic: systemd began the start job)>
+//   result=<job result>
 //
 // ready_ms is what "the app's own readiness" means in docs/BENCHMARKS.md: the best any starter
 // could do for a connect-ready app. job_ms is when systemd says the start job is done (for a
@@ -51,6 +54,29 @@ int on_job_removed(sd_bus_message* m, void* userdata, sd_bus_error*) {
         job->at = Clock::now();
     }
     return 0;
+}
+
+// A timestamp property of the unit (CLOCK_MONOTONIC, us), or 0.
+uint64_t unit_time_us(sd_bus* bus, const std::string& unit, const char* iface, const char* prop) {
+    sd_bus_error err = SD_BUS_ERROR_NULL;
+    sd_bus_message* reply = nullptr;
+    if (sd_bus_call_method(bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
+                           "org.freedesktop.systemd1.Manager", "GetUnit", &err, &reply, "s",
+                           unit.c_str()) < 0)
+        return 0;
+    const char* path;
+    if (sd_bus_message_read(reply, "o", &path) < 0) return 0;
+    std::string p = path;
+    sd_bus_message_unref(reply);
+    uint64_t us = 0;
+    if (sd_bus_get_property_trivial(bus, "org.freedesktop.systemd1", p.c_str(),
+                                    iface, prop, &err, 't', &us) < 0)
+        return 0;
+    return us;
+}
+
+uint64_t mono_us(Clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
 }
 
 bool accepts(const std::string& path) {
@@ -161,8 +187,14 @@ int main(int argc, char** argv) {
         }
         bool job_done = wait_job(bus, job, deadline);
         double job_ms = job_done ? std::chrono::duration<double, std::milli>(job.at - t0).count() : -1;
-        std::printf("ready_ms=%.3f job_ms=%.3f call_ms=%.3f result=%s\n", ready_ms, job_ms,
-                    call_ms, job_done ? job.result.c_str() : "timeout");
+        auto rel = [&](uint64_t us) { return us ? (double(us) - double(mono_us(t0))) / 1000.0 : -1; };
+        double exec_ms = rel(unit_time_us(bus, unit, "org.freedesktop.systemd1.Service",
+                                          "ExecMainStartTimestampMonotonic"));
+        double activating_ms = rel(unit_time_us(bus, unit, "org.freedesktop.systemd1.Unit",
+                                                "InactiveExitTimestampMonotonic"));
+        std::printf("ready_ms=%.3f job_ms=%.3f call_ms=%.3f activating_ms=%.3f exec_ms=%.3f "
+                    "result=%s\n", ready_ms, job_ms, call_ms, activating_ms, exec_ms,
+                    job_done ? job.result.c_str() : "timeout");
         std::fflush(stdout);
         if (ready_ms < 0) ++failures;
 
