@@ -13,14 +13,16 @@ struct verb_entry {
     verb kind;
 };
 
-constexpr std::array<verb_entry, 11> verbs{{
+constexpr std::array<verb_entry, 13> verbs{{
     {"START", verb::start},
     {"WAIT", verb::wait},
     {"STOP", verb::stop},
+    {"FREEZE", verb::freeze},
     {"STATUS", verb::status},
     {"READY", verb::ready},
     {"FAILED", verb::failed},
     {"STOPPED", verb::stopped},
+    {"FROZEN", verb::frozen},
     {"DOWN", verb::down},
     {"APP", verb::app},
     {"END", verb::end},
@@ -220,8 +222,10 @@ parse_result parse(std::string_view line) {
         break;
 
     case verb::stop:
+    case verb::freeze:
         if (!fields.next(m.app) || !fields.next(gen) || !fields.next(m.unit)) {
-            return fail("STOP needs: app gen unit");
+            return fail(m.kind == verb::stop ? "STOP needs: app gen unit"
+                                             : "FREEZE needs: app gen unit");
         }
         if ((bad = check_app(m.app))) {
             return fail(bad);
@@ -237,6 +241,7 @@ parse_result parse(std::string_view line) {
     case verb::wait:
     case verb::ready:
     case verb::stopped:
+    case verb::frozen:
         if (!fields.next(m.app) || !fields.next(gen)) {
             return fail("verb needs: app gen");
         }
@@ -345,12 +350,14 @@ bool valid_for_format(const message& m) {
         return valid_app_name(m.app) && valid_unit_name(m.unit) && valid_ready_mode(m.ready) &&
                m.timeout_ms > 0 && valid_socket_path(m.socket);
     case verb::stop:
+    case verb::freeze:
     case verb::app:
         return valid_app_name(m.app) && valid_unit_name(m.unit) &&
                (m.kind != verb::app || (!m.state.empty() && all_printable(m.state)));
     case verb::wait:
     case verb::ready:
     case verb::stopped:
+    case verb::frozen:
     case verb::down:
         return valid_app_name(m.app);
     case verb::failed:
@@ -378,11 +385,13 @@ std::size_t format(const message& m, char* buf, std::size_t capacity) {
             m.socket);
         break;
     case verb::stop:
+    case verb::freeze:
         w.field(m.app).field(m.gen).field(m.unit);
         break;
     case verb::wait:
     case verb::ready:
     case verb::stopped:
+    case verb::frozen:
         w.field(m.app).field(m.gen);
         break;
     case verb::failed:

@@ -25,11 +25,13 @@ enum class verb : std::uint8_t {
     start,  // START app gen unit ready timeout_ms socket
     wait,   // WAIT app gen
     stop,   // STOP app gen unit
+    freeze, // FREEZE app gen unit
     status, // STATUS
     // replies and pushes (helperd -> nginx)
     ready,   // READY app gen
     failed,  // FAILED app gen reason...
     stopped, // STOPPED app gen
+    frozen,  // FROZEN app gen
     down,    // DOWN app
     app,     // APP app state unit  (one per app, answers STATUS)
     end,     // END                 (closes a STATUS answer)
