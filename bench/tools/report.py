@@ -273,10 +273,61 @@ def cold(rep, raw):
             rep.targets.append((f"cold-start overhead p99, ready={mode}", "<= 5 ms", f"{pct(xs, 99):.2f} ms",
                                 pct(xs, 99) <= 5, ""))
 
+# ------------------------------------------------------------------------------------------ herd
+
+def herd(rep, raw):
+    recs = [r for r in load(raw, "herd") if not r.get("summary")]
+    summ = [r for r in load(raw, "herd") if r.get("summary")]
+    if not recs:
+        return
+    rounds = max(r["round"] for r in recs)
+    rep.p("## 3. Herd", "",
+          f"N requests at once on one cold app (2000 ms start-up, listen backlog 128, the test app's "
+          f"default), through nginx with 2 workers (`reuseport`), `queue=20000` (the default queue of "
+          f"1000 would answer the rest 503 by design). `bench/tools/herd.py` opens the N connections, "
+          f"sends all requests, samples the workers' RSS 300 ms later (requests held), then reads every "
+          f"answer. *paced*: the module's default release (32 per ms per worker, and connect() retries "
+          f"while the app's backlog is full); *unpaced*: `release=100000`. {rounds} round(s); a fresh app "
+          f"each time. Times are from the start of sending; memory per held request = (RSS held − RSS "
+          f"with the connections open and idle) / N.", "")
+    rows = []
+    for n in sorted({r["size"] for r in recs}):
+        for v in ("paced", "unpaced"):
+            rs = [r for r in recs if r["size"] == n and r["variant"] == v]
+            if not rs:
+                continue
+            res = [r["result"] for r in rs]
+            errs = [x.get("errors", n) for x in res]
+            st = {}
+            for x in res:
+                for k, c in x.get("statuses", {}).items():
+                    st[k] = st.get(k, 0) + c
+            per = [(x["rss_held_kb"] - x["rss_connected_kb"]) / n for x in res if "rss_held_kb" in x]
+            rows.append([f"{n:,}", v, mr(errs, 0), ", ".join(f"{k}: {c}" for k, c in sorted(st.items())),
+                         mr([r["start_units"] for r in rs], 0), mr([x.get("app_pids") for x in res], 0),
+                         mr([x.get("first_answer_s") for x in res], 2), mr([x.get("last_answer_s") for x in res], 2),
+                         mr(per, 2)])
+            key = f"herd_{n}" + ("" if v == "paced" else "_unpaced")
+            rep.res[key + "_errors"] = max(errs)
+            rep.res[key + "_start_units"] = max(r["start_units"] for r in rs)
+            rep.res[key + "_last_answer_s"] = med([x.get("last_answer_s") for x in res if x.get("last_answer_s")])
+            if per:
+                rep.res[key + "_rss_per_held_kb"] = round(med(per), 2)
+            if v == "paced":
+                rep.targets.append((f"herd of {n:,}: all 200, one StartUnit", "0 errors, 1 StartUnit",
+                                    f"{max(errs)} errors, {max(r['start_units'] for r in rs)} StartUnit",
+                                    max(errs) == 0 and max(r["start_units"] for r in rs) == 1, ""))
+    rep.res["herd_start_units"] = max(r["start_units"] for r in recs)
+    rep.table(["requests", "release", "errors (non-200)", "statuses (all rounds)", "StartUnit calls",
+               "app processes", "first answer s", "last answer s", "worker RSS KiB per held request"], rows)
+    if summ:
+        rep.p(f"`connect() failed (11: Resource temporarily unavailable)` lines in nginx's error log over "
+              f"the whole section: {summ[-1]['eagain_log_lines']}.", "")
+
 
 # ---------------------------------------------------------------------------------------- main
 
-SECTIONS = [warm, cold]
+SECTIONS = [warm, cold, herd]
 
 
 def main():
