@@ -64,6 +64,7 @@ typedef struct {
     ngx_msec_t                     start_timeout;
     ngx_msec_t                     idle_timeout;
     ngx_msec_t                     stop_timeout;
+    ngx_msec_t                     frozen_timeout;
     ngx_uint_t                     queue;
     ngx_uint_t                     release;       /* per batch */
     ngx_uint_t                     failed_status;
@@ -82,6 +83,7 @@ typedef struct {
     unsigned                       enabled:1;
     unsigned                       asked:1;
     unsigned                       keep_warm:1;
+    unsigned                       freeze:1;
 } ngx_http_ondemand_app_t;
 
 
@@ -601,12 +603,15 @@ ngx_http_ondemand_make_room(ngx_http_ondemand_main_conf_t *omcf,
 }
 
 
+/* STOP, or FREEZE for an app whose stop is a freeze */
+
 static void
 ngx_http_ondemand_send_stop(ngx_http_ondemand_app_t *app)
 {
     proto::message  msg;
 
-    msg.kind = proto::verb::stop;
+    msg.kind = (app->record->state.load() == ondemand::app_state::freezing)
+               ? proto::verb::freeze : proto::verb::stop;
     msg.app = ngx_http_ondemand_sv(&app->name);
     msg.gen = app->record->gen.load();
     msg.unit = ngx_http_ondemand_sv(&app->unit);
@@ -1191,7 +1196,8 @@ ngx_http_ondemand_helper_write(ngx_event_t *wev)
 static void
 ngx_http_ondemand_helper_line(std::string_view line)
 {
-    bool                            same_gen, applied, stopping, timeout;
+    bool                            same_gen, applied, stopping, freezing,
+                                    timeout;
     proto::parse_result             pr;
     ngx_http_ondemand_app_t        *app;
     ngx_http_ondemand_helper_t     *h;
@@ -1222,7 +1228,8 @@ ngx_http_ondemand_helper_line(std::string_view line)
     }
 
     if (m.kind != proto::verb::ready && m.kind != proto::verb::failed
-        && m.kind != proto::verb::stopped && m.kind != proto::verb::down)
+        && m.kind != proto::verb::stopped && m.kind != proto::verb::down
+        && m.kind != proto::verb::frozen)
     {
         return;
     }
@@ -1244,6 +1251,7 @@ ngx_http_ondemand_helper_line(std::string_view line)
 
     same_gen = (m.gen == app->record->gen.load());
     stopping = (app->record->state.load() == ondemand::app_state::stopping);
+    freezing = (app->record->state.load() == ondemand::app_state::freezing);
 
     switch (m.kind) {
 
@@ -1253,9 +1261,22 @@ ngx_http_ondemand_helper_line(std::string_view line)
 
     case proto::verb::failed:
         /* a failed stop leaves the unit in an unknown state: the next
-         * request starts it, which is a no-op for a running unit */
-        applied = stopping ? ondemand::on_stopped(*app->record, m.gen)
-                           : ondemand::on_failed(*app->record, m.gen);
+         * request starts it, which is a no-op for a running unit;
+         * a failed freeze leaves it running */
+        if (stopping) {
+            applied = ondemand::on_stopped(*app->record, m.gen);
+
+        } else if (freezing) {
+            applied = ondemand::on_freeze_failed(*app->record, m.gen);
+
+        } else {
+            applied = ondemand::on_failed(*app->record, m.gen);
+        }
+
+        break;
+
+    case proto::verb::frozen:
+        applied = ondemand::on_frozen(*app->record, m.gen);
         break;
 
     case proto::verb::stopped:
@@ -1269,10 +1290,15 @@ ngx_http_ondemand_helper_line(std::string_view line)
 
     ngx_shmtx_unlock(&zctx->shpool->mutex);
 
-    if (m.kind == proto::verb::failed && stopping) {
+    if (m.kind == proto::verb::failed && (stopping || freezing)) {
         ngx_log_error(NGX_LOG_ERR, h->log, 0,
-                      "ondemand: app \"%V\" failed to stop: %*s",
-                      &app->name, m.text.size(), m.text.data());
+                      "ondemand: app \"%V\" failed to %s: %*s",
+                      &app->name, stopping ? "stop" : "freeze",
+                      m.text.size(), m.text.data());
+
+    } else if (m.kind == proto::verb::frozen && applied) {
+        ngx_log_error(NGX_LOG_INFO, h->log, 0,
+                      "ondemand: app \"%V\" frozen", &app->name);
 
     } else if (m.kind == proto::verb::failed && same_gen) {
 
@@ -1379,6 +1405,7 @@ static void
 ngx_http_ondemand_resend_stops(void)
 {
     ngx_uint_t                      i;
+    ondemand::app_state             state;
     ngx_http_ondemand_app_t        *app, **apps;
     ngx_http_ondemand_main_conf_t  *omcf;
 
@@ -1390,7 +1417,10 @@ ngx_http_ondemand_resend_stops(void)
     for (i = 0; i < omcf->apps.nelts; i++) {
         app = apps[i];
 
-        if (app->record->state.load() != ondemand::app_state::stopping
+        state = app->record->state.load();
+
+        if ((state != ondemand::app_state::stopping
+             && state != ondemand::app_state::freezing)
             || app->record->starter_pid.load() != ngx_pid)
         {
             continue;
@@ -1527,6 +1557,25 @@ ngx_http_ondemand_idle_scan(ngx_event_t *ev)
     for (i = 0; h->connected && i < omcf->apps.nelts; i++) {
         app = apps[i];
 
+        if (app->record->state.load() == ondemand::app_state::frozen) {
+            ngx_shmtx_lock(&zctx->shpool->mutex);
+            stop = ondemand::begin_frozen_stop(*app->record, ngx_pid,
+                                               ngx_current_msec,
+                                               app->frozen_timeout,
+                                               app->stop_timeout);
+            ngx_shmtx_unlock(&zctx->shpool->mutex);
+
+            if (stop) {
+                ngx_log_error(NGX_LOG_INFO, h->log, 0,
+                              "ondemand: app \"%V\" frozen for %M ms, "
+                              "stopping", &app->name, app->frozen_timeout);
+
+                ngx_http_ondemand_send_stop(app);
+            }
+
+            continue;
+        }
+
         if (!ondemand::looks_idle(*app->record, ngx_current_msec,
                                   app->idle_timeout))
         {
@@ -1534,8 +1583,17 @@ ngx_http_ondemand_idle_scan(ngx_event_t *ev)
         }
 
         ngx_shmtx_lock(&zctx->shpool->mutex);
-        stop = ondemand::begin_stop(*app->record, ngx_pid, ngx_current_msec,
-                                    app->idle_timeout, app->stop_timeout);
+
+        if (app->freeze) {
+            stop = ondemand::begin_freeze(*app->record, ngx_pid,
+                                          ngx_current_msec, app->idle_timeout,
+                                          app->stop_timeout);
+        } else {
+            stop = ondemand::begin_stop(*app->record, ngx_pid,
+                                        ngx_current_msec, app->idle_timeout,
+                                        app->stop_timeout);
+        }
+
         ngx_shmtx_unlock(&zctx->shpool->mutex);
 
         if (!stop) {
@@ -1543,8 +1601,9 @@ ngx_http_ondemand_idle_scan(ngx_event_t *ev)
         }
 
         ngx_log_error(NGX_LOG_INFO, h->log, 0,
-                      "ondemand: app \"%V\" idle for %M ms, stopping",
-                      &app->name, app->idle_timeout);
+                      "ondemand: app \"%V\" idle for %M ms, %s",
+                      &app->name, app->idle_timeout,
+                      app->freeze ? "freezing" : "stopping");
 
         ngx_http_ondemand_send_stop(app);
     }
@@ -2232,6 +2291,7 @@ ngx_http_ondemand(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     app->start_timeout = 30000;
     app->idle_timeout = 300000;
     app->stop_timeout = 30000;
+    app->frozen_timeout = 3600000;
     app->queue = 1000;
     app->release = 32;
     app->failed_status = NGX_HTTP_BAD_GATEWAY;
@@ -2334,6 +2394,23 @@ ngx_http_ondemand(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
         if (ngx_strcmp(value[i].data, "keep_warm") == 0) {
             app->keep_warm = 1;
+            continue;
+        }
+
+        if (ngx_strcmp(value[i].data, "freeze") == 0) {
+            app->freeze = 1;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "frozen_timeout=", 15) == 0) {
+            s.data = value[i].data + 15;
+            s.len = value[i].len - 15;
+
+            app->frozen_timeout = ngx_parse_time(&s, 0);
+            if (app->frozen_timeout == (ngx_msec_t) NGX_ERROR) {
+                goto invalid;
+            }
+
             continue;
         }
 
@@ -2561,6 +2638,11 @@ ngx_http_ondemand_postconfiguration(ngx_conf_t *cf)
         if (app->idle_timeout) {
             ngx_msec_t interval = ngx_max(ngx_min(app->idle_timeout / 4, 1000),
                                           50);
+
+            if (app->freeze && app->frozen_timeout) {
+                interval = ngx_max(ngx_min(interval, app->frozen_timeout / 4),
+                                   50);
+            }
 
             if (omcf->idle_interval == 0 || interval < omcf->idle_interval) {
                 omcf->idle_interval = interval;

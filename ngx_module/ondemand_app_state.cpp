@@ -12,6 +12,10 @@ const char* app_state_name(app_state s) {
         return "ready";
     case app_state::stopping:
         return "stopping";
+    case app_state::freezing:
+        return "freezing";
+    case app_state::frozen:
+        return "frozen";
     }
     return "unknown";
 }
@@ -36,6 +40,7 @@ request_action on_request(app_record& r, std::int64_t pid, std::uint64_t now_ms,
     case app_state::ready:
         return request_action::proxy;
     case app_state::cold:
+    case app_state::frozen: // START thaws it
         return take_start(r, pid, now_ms, start_timeout_ms);
     case app_state::starting:
         // A start whose owner died or lost its helper is taken over after its deadline.
@@ -44,6 +49,7 @@ request_action on_request(app_record& r, std::int64_t pid, std::uint64_t now_ms,
         }
         return request_action::hold_and_wait;
     case app_state::stopping:
+    case app_state::freezing:
         // A stop that never reported back (helper gone) is taken over the same way.
         if (now_ms >= r.deadline_ms.load()) {
             return take_start(r, pid, now_ms, start_timeout_ms);
@@ -55,12 +61,14 @@ request_action on_request(app_record& r, std::int64_t pid, std::uint64_t now_ms,
 
 namespace {
 
-// Shared by idle stops and evictions: the state changes first, then in_flight is read.
+// Shared by idle stops, freezes and evictions: the state changes first, then in_flight is
+// read (the mirror image of warm_enter()).
 bool stop_unless_busy(app_record& r, std::int64_t pid, std::uint64_t now_ms,
-                      std::uint64_t stop_timeout_ms) {
-    r.state.store(app_state::stopping);
+                      std::uint64_t stop_timeout_ms, app_state to = app_state::stopping) {
+    app_state from = r.state.load();
+    r.state.store(to);
     if (r.in_flight.load() != 0) {
-        r.state.store(app_state::ready);
+        r.state.store(from);
         return false;
     }
     r.starter_pid.store(pid);
@@ -80,6 +88,40 @@ bool begin_stop(app_record& r, std::int64_t pid, std::uint64_t now_ms,
 bool begin_eviction(app_record& r, std::int64_t pid, std::uint64_t now_ms,
                     std::uint64_t stop_timeout_ms) {
     return evictable(r) && stop_unless_busy(r, pid, now_ms, stop_timeout_ms);
+}
+
+bool begin_freeze(app_record& r, std::int64_t pid, std::uint64_t now_ms,
+                  std::uint64_t idle_timeout_ms, std::uint64_t freeze_timeout_ms) {
+    return looks_idle(r, now_ms, idle_timeout_ms) &&
+           stop_unless_busy(r, pid, now_ms, freeze_timeout_ms, app_state::freezing);
+}
+
+bool on_frozen(app_record& r, std::uint64_t gen) {
+    if (gen != r.gen.load() || r.state.load() != app_state::freezing) {
+        return false;
+    }
+    r.state.store(app_state::frozen);
+    return true;
+}
+
+bool on_freeze_failed(app_record& r, std::uint64_t gen) {
+    if (gen != r.gen.load() || r.state.load() != app_state::freezing) {
+        return false;
+    }
+    r.state.store(app_state::ready);
+    return true;
+}
+
+bool begin_frozen_stop(app_record& r, std::int64_t pid, std::uint64_t now_ms,
+                       std::uint64_t frozen_timeout_ms, std::uint64_t stop_timeout_ms) {
+    if (frozen_timeout_ms == 0 || r.state.load() != app_state::frozen) {
+        return false;
+    }
+    std::uint64_t last = r.last_active_ms.load();
+    if (now_ms < last || now_ms - last < frozen_timeout_ms) {
+        return false;
+    }
+    return stop_unless_busy(r, pid, now_ms, stop_timeout_ms);
 }
 
 bool on_stopped(app_record& r, std::uint64_t gen) {
@@ -117,7 +159,7 @@ bool on_failed(app_record& r, std::uint64_t gen) {
 
 bool on_down(app_record& r) {
     app_state s = r.state.load();
-    if (s != app_state::ready && s != app_state::starting) {
+    if (s != app_state::ready && s != app_state::starting && s != app_state::frozen) {
         return false;
     }
     r.state.store(app_state::cold);

@@ -16,6 +16,8 @@ enum class app_state : std::uint32_t {
     starting = 1, // one worker sent START for `gen` and owns the start until `deadline`
     ready = 2,    // requests are proxied straight to the app's socket
     stopping = 3, // STOP sent; arriving requests are held until STOPPED
+    freezing = 4, // FREEZE sent; arriving requests are held until FROZEN
+    frozen = 5,   // the unit's processes are frozen: the next request thaws it (START)
 };
 
 const char* app_state_name(app_state s);
@@ -101,8 +103,26 @@ bool begin_eviction(app_record& r, std::int64_t pid, std::uint64_t now_ms,
 
 // Could begin_eviction() succeed? (Lock-free, for choosing a victim.)
 inline bool evictable(const app_record& r) {
-    return r.state.load() == app_state::ready && r.in_flight.load() == 0 && r.held.load() == 0;
+    app_state s = r.state.load();
+    return (s == app_state::ready || s == app_state::frozen) && r.in_flight.load() == 0 &&
+           r.held.load() == 0;
 }
+
+// Freeze instead of stop: like begin_stop(), but the app goes to freezing. Returns true when
+// the caller must send FREEZE.
+bool begin_freeze(app_record& r, std::int64_t pid, std::uint64_t now_ms,
+                  std::uint64_t idle_timeout_ms, std::uint64_t freeze_timeout_ms);
+
+// Applies FROZEN for `gen`. Returns true when it applied.
+bool on_frozen(app_record& r, std::uint64_t gen);
+
+// A freeze that failed: the app still runs, so it is ready again. Returns true when it applied.
+bool on_freeze_failed(app_record& r, std::uint64_t gen);
+
+// A frozen app idle for `frozen_timeout_ms` (0: never) since its last request is stopped.
+// Returns true when the caller must send STOP.
+bool begin_frozen_stop(app_record& r, std::int64_t pid, std::uint64_t now_ms,
+                       std::uint64_t frozen_timeout_ms, std::uint64_t stop_timeout_ms);
 
 // Does the app take a running slot (started, running or still stopping)?
 inline bool running(const app_record& r) { return r.state.load() != app_state::cold; }
@@ -113,7 +133,7 @@ bool on_stopped(app_record& r, std::uint64_t gen);
 
 // The app went away (DOWN from helperd, or the helper could not be reached for a start
 // this worker owned): cold, so that the next request starts it. Returns true when the
-// app was ready or starting.
+// app was ready, starting or frozen.
 bool on_down(app_record& r);
 
 } // namespace ondemand

@@ -221,7 +221,9 @@ TEST(IdleStop, NoRequestIsEverInsideAnAppBeingStopped) {
     std::atomic<bool> done{false};
     std::atomic<long> entered{0};
 
+    std::atomic<bool> running_requests{false};
     std::thread requests([&] {
+        running_requests.store(true);
         while (!done.load()) {
             if (warm_enter(r)) {
                 inside.fetch_add(1);
@@ -231,16 +233,23 @@ TEST(IdleStop, NoRequestIsEverInsideAnAppBeingStopped) {
             }
         }
     });
+    while (!running_requests.load()) {
+        std::this_thread::yield();
+    }
 
+    // Until both sides have won many times (bounded, for a busy machine).
     long stops = 0;
     long violations = 0;
-    for (int i = 0; i < 200000; i++) {
+    for (long i = 0; (stops < 1000 || entered.load() < 1000) && i < 50'000'000; i++) {
         if (begin_stop(r, worker_a, 1, 1, stop_timeout)) {
             stops++;
             violations += inside.load() != 0;
             // STOPPED, then the next start: the app is ready again.
             on_stopped(r, r.gen.load());
             r.state.store(app_state::ready);
+        }
+        if (i % 64 == 0) {
+            std::this_thread::yield();
         }
     }
     done.store(true);
@@ -250,6 +259,80 @@ TEST(IdleStop, NoRequestIsEverInsideAnAppBeingStopped) {
     EXPECT_GT(stops, 0);
     EXPECT_GT(entered.load(), 0);
     EXPECT_EQ(r.in_flight.load(), 0u);
+}
+
+} // namespace
+
+namespace {
+
+constexpr std::uint64_t frozen_timeout = 3600000;
+
+TEST(Freeze, IdleAppFreezesInsteadOfStopping) {
+    app_record r;
+    make_ready(r, 1000);
+    EXPECT_FALSE(begin_freeze(r, worker_a, 1000 + idle - 1, idle, stop_timeout));
+    ASSERT_TRUE(begin_freeze(r, worker_a, 1000 + idle, idle, stop_timeout));
+    EXPECT_EQ(r.state.load(), app_state::freezing);
+    EXPECT_FALSE(warm_enter(r));
+    EXPECT_EQ(on_request(r, worker_b, 1000 + idle + 1, timeout), request_action::hold);
+    EXPECT_FALSE(on_frozen(r, 9));
+    EXPECT_TRUE(on_frozen(r, 1));
+    EXPECT_EQ(r.state.load(), app_state::frozen);
+    EXPECT_TRUE(running(r)); // a frozen app still holds its memory
+}
+
+TEST(Freeze, ARequestThawsAFrozenAppThroughStart) {
+    app_record r;
+    make_ready(r, 1000);
+    ASSERT_TRUE(begin_freeze(r, worker_a, 1000 + idle, idle, stop_timeout));
+    ASSERT_TRUE(on_frozen(r, 1));
+    EXPECT_FALSE(warm_enter(r));
+    EXPECT_EQ(on_request(r, worker_b, 90000, timeout), request_action::hold_and_start);
+    EXPECT_EQ(r.gen.load(), 2u);
+    EXPECT_TRUE(on_ready(r, 2, 90010));
+    EXPECT_TRUE(warm_enter(r));
+}
+
+TEST(Freeze, AFailedFreezeLeavesTheAppReady) {
+    app_record r;
+    make_ready(r, 1000);
+    ASSERT_TRUE(begin_freeze(r, worker_a, 1000 + idle, idle, stop_timeout));
+    EXPECT_TRUE(on_freeze_failed(r, 1));
+    EXPECT_EQ(r.state.load(), app_state::ready);
+}
+
+TEST(Freeze, AFrozenAppIsStoppedAfterTheSecondTimeout) {
+    app_record r;
+    make_ready(r, 1000);
+    ASSERT_TRUE(begin_freeze(r, worker_a, 1000 + idle, idle, stop_timeout));
+    ASSERT_TRUE(on_frozen(r, 1));
+    EXPECT_FALSE(begin_frozen_stop(r, worker_a, 1000 + frozen_timeout - 1, frozen_timeout,
+                                   stop_timeout));
+    EXPECT_FALSE(begin_frozen_stop(r, worker_a, 1000 + 10 * frozen_timeout, 0, stop_timeout));
+    EXPECT_TRUE(begin_frozen_stop(r, worker_a, 1000 + frozen_timeout, frozen_timeout,
+                                  stop_timeout));
+    EXPECT_EQ(r.state.load(), app_state::stopping);
+    EXPECT_TRUE(on_stopped(r, 1));
+    EXPECT_EQ(r.state.load(), app_state::cold);
+}
+
+TEST(Freeze, AFrozenAppCanBeEvicted) {
+    app_record r;
+    make_ready(r, 1000);
+    ASSERT_TRUE(begin_freeze(r, worker_a, 1000 + idle, idle, stop_timeout));
+    ASSERT_TRUE(on_frozen(r, 1));
+    EXPECT_TRUE(evictable(r));
+    EXPECT_TRUE(begin_eviction(r, worker_b, 70000, stop_timeout));
+    EXPECT_EQ(r.state.load(), app_state::stopping);
+}
+
+TEST(Freeze, DownMakesAFrozenAppCold) {
+    app_record r;
+    make_ready(r, 1000);
+    ASSERT_TRUE(begin_freeze(r, worker_a, 1000 + idle, idle, stop_timeout));
+    ASSERT_TRUE(on_frozen(r, 1));
+    EXPECT_TRUE(on_down(r));
+    EXPECT_EQ(r.state.load(), app_state::cold);
 }
 
 } // namespace
