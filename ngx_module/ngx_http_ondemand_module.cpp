@@ -30,6 +30,7 @@ namespace proto = ondemand::proto;
 #define NGX_HTTP_ONDEMAND_BACKOFF_MAX      2000
 #define NGX_HTTP_ONDEMAND_OUT_MAX          (4 * 1024 * 1024)
 #define NGX_HTTP_ONDEMAND_RETRY_AFTER      "5"
+#define NGX_HTTP_ONDEMAND_STOP_WATCH       10
 
 
 typedef struct {
@@ -78,6 +79,7 @@ typedef struct {
     ngx_uint_t                     nwaiters;
     ngx_queue_t                    busy_link;     /* in helper.busy_apps */
     ngx_event_t                    release_ev;    /* next batch */
+    ngx_event_t                    stop_watch;    /* held while stopping */
     uint64_t                       asked_gen;     /* START/WAIT sent for it */
 
     unsigned                       enabled:1;
@@ -178,6 +180,7 @@ static void ngx_http_ondemand_warm_cleanup(void *data);
 static void ngx_http_ondemand_wake_all(ngx_http_ondemand_app_t *app,
     ngx_int_t status, ngx_http_ondemand_outcome_e outcome);
 static void ngx_http_ondemand_release_batch(ngx_event_t *ev);
+static void ngx_http_ondemand_watch_stop(ngx_event_t *ev);
 static ngx_http_ondemand_app_t *ngx_http_ondemand_find_app(
     ngx_http_ondemand_main_conf_t *mcf, u_char *name, size_t len);
 
@@ -820,6 +823,34 @@ ngx_http_ondemand_wake_all(ngx_http_ondemand_app_t *app, ngx_int_t status,
 
 
 static void
+ngx_http_ondemand_watch_stop(ngx_event_t *ev)
+{
+    ondemand::app_state       state;
+    ngx_http_ondemand_app_t  *app;
+
+    app = (ngx_http_ondemand_app_t *) ev->data;
+
+    if (app->nwaiters == 0) {
+        return;
+    }
+
+    state = app->record->state.load();
+
+    /* past the stop's deadline, the held requests take a start over */
+
+    if ((state == ondemand::app_state::stopping
+         || state == ondemand::app_state::freezing)
+        && ngx_current_msec < app->record->deadline_ms.load())
+    {
+        ngx_add_timer(ev, NGX_HTTP_ONDEMAND_STOP_WATCH);
+        return;
+    }
+
+    ngx_http_ondemand_wake_all(app, 0, NGX_HTTP_ONDEMAND_COLD);
+}
+
+
+static void
 ngx_http_ondemand_release_batch(ngx_event_t *ev)
 {
     ngx_http_ondemand_wake_all((ngx_http_ondemand_app_t *) ev->data, 0,
@@ -855,7 +886,19 @@ ngx_http_ondemand_ask(ngx_http_ondemand_app_t *app,
     proto::message   msg;
 
     if (action == ondemand::request_action::hold) {
-        /* stopping: STOPPED will wake the waiters */
+        /*
+         * stopping or freezing: STOPPED/FROZEN go to the worker that asked;
+         * the others watch the shared state until the stop is over
+         */
+
+        if (!app->stop_watch.timer_set) {
+            app->stop_watch.handler = ngx_http_ondemand_watch_stop;
+            app->stop_watch.data = app;
+            app->stop_watch.log = ngx_cycle->log;
+
+            ngx_add_timer(&app->stop_watch, NGX_HTTP_ONDEMAND_STOP_WATCH);
+        }
+
         return;
     }
 
