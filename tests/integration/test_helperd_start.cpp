@@ -1,1 +1,282 @@
-#include <gtest/gtest.h>
+// helperd against the real (sandboxed) systemd user manager: starts, readiness modes, failures,
+// coalescing, stops, DOWN, refusals. helperd runs as a subprocess; the tests talk to its socket.
+#include "helperd_fixture.h"
+
+#include <gmock/gmock.h>
+
+#include <memory>
+#include <vector>
+
+namespace ondemand::testing {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+using ::testing::StartsWith;
+
+TEST_F(HelperdTest, ConnectReadiness) {
+    std::string unit = testapp_unit("conn", "--delay-ms 150");
+    start_helperd();
+    auto c = connect();
+    c->send(start_line("conn", 1, unit));
+    EXPECT_EQ(c->read_line(), "READY conn 1");
+    EXPECT_EQ(count_log("StartUnit " + unit), 1);
+    EXPECT_EQ(active_state(unit), "active");
+    line_client app(socket_path("conn"));
+    EXPECT_TRUE(app.connected()) << "READY must mean the socket accepts connections";
+}
+
+TEST_F(HelperdTest, ConnectReadinessWhenTheSocketDirectoryAppearsLater) {
+    std::string sock_dir = dir_ + "/later/app";
+    std::string unit =
+        write_unit("later", {"ExecStartPre=/bin/mkdir -p " + sock_dir,
+                             "ExecStart=" + bin_dir_ + "/ondemand-testapp --socket " + sock_dir +
+                                 "/s.sock --name later --delay-ms 100"});
+    start_helperd();
+    auto c = connect();
+    c->send("START later 1 " + unit + " connect 20000 " + sock_dir + "/s.sock");
+    EXPECT_EQ(c->read_line(), "READY later 1");
+}
+
+TEST_F(HelperdTest, NotifyReadiness) {
+    std::string unit =
+        testapp_unit("notif", "--delay-ms 100 --notify", {"Type=notify", "NotifyAccess=all"});
+    start_helperd();
+    auto c = connect();
+    c->send(start_line("notif", 3, unit, "notify"));
+    EXPECT_EQ(c->read_line(), "READY notif 3");
+    EXPECT_EQ(active_state(unit), "active");
+}
+
+TEST_F(HelperdTest, HttpReadiness) {
+    std::string unit = testapp_unit("web", "--delay-ms 50");
+    start_helperd();
+    auto c = connect();
+    c->send(start_line("web", 1, unit, "http:/health"));
+    EXPECT_EQ(c->read_line(), "READY web 1");
+}
+
+TEST_F(HelperdTest, HttpReadinessNeverOkTimesOutNamingTheStatus) {
+    std::string unit = testapp_unit("web503", "");
+    start_helperd();
+    auto c = connect();
+    c->send(start_line("web503", 1, unit, "http:/status/503", 600));
+    auto line = c->read_line();
+    ASSERT_TRUE(line);
+    EXPECT_THAT(*line, StartsWith("FAILED web503 1 timeout"));
+    EXPECT_THAT(*line, HasSubstr("HTTP 503"));
+}
+
+TEST_F(HelperdTest, ExitBeforeListenFailsPromptlyWithTheExitStatus) {
+    std::string unit = testapp_unit("early", "--delay-ms 50 --exit-before-listen=3");
+    start_helperd();
+    auto c = connect();
+    // A deadline far beyond the read limit: the answer must come from the unit's death.
+    c->send(start_line("early", 1, unit, "connect", 600000));
+    auto line = c->read_line(20s);
+    ASSERT_TRUE(line) << "no answer: the failure was not detected";
+    EXPECT_THAT(*line, StartsWith("FAILED early 1 "));
+    EXPECT_THAT(*line, HasSubstr("exited with status 3"));
+    EXPECT_THAT(*line, Not(HasSubstr("timeout")));
+}
+
+TEST_F(HelperdTest, FailedStartJobNamesTheCause) {
+    // Type=exec: the start job itself fails when the binary cannot be executed.
+    std::string unit = write_unit("noexec", {"Type=exec", "ExecStart=" + dir_ + "/missing-binary"});
+    start_helperd();
+    auto c = connect();
+    c->send(start_line("noexec", 1, unit, "connect", 600000));
+    auto line = c->read_line(20s);
+    ASSERT_TRUE(line);
+    EXPECT_THAT(*line, StartsWith("FAILED noexec 1 start job failed: "));
+    EXPECT_THAT(*line, HasSubstr("exited with status 203"));
+}
+
+TEST_F(HelperdTest, NeverListeningTimesOut) {
+    std::string unit = testapp_unit("never", "--never-listen");
+    start_helperd();
+    auto c = connect();
+    c->send(start_line("never", 4, unit, "connect", 500));
+    auto line = c->read_line();
+    ASSERT_TRUE(line);
+    EXPECT_THAT(*line, StartsWith("FAILED never 4 timeout"));
+    EXPECT_THAT(*line, HasSubstr("no socket at"));
+}
+
+TEST_F(HelperdTest, HundredConcurrentStartsMakeOneStartUnit) {
+    std::string unit = testapp_unit("many", "--delay-ms 300");
+    start_helperd();
+    constexpr int clients = 5;
+    constexpr int per_client = 20;
+    std::vector<std::unique_ptr<line_client>> cs;
+    for (int i = 0; i < clients; ++i) {
+        cs.push_back(connect());
+    }
+    for (int n = 0; n < per_client; ++n) {
+        for (auto& c : cs) {
+            c->send(start_line("many", 9, unit));
+        }
+    }
+    int ready = 0;
+    for (auto& c : cs) {
+        for (int n = 0; n < per_client; ++n) {
+            auto line = c->read_line();
+            ASSERT_TRUE(line);
+            EXPECT_EQ(*line, "READY many 9");
+            ready += *line == "READY many 9";
+        }
+    }
+    EXPECT_EQ(ready, clients * per_client);
+    EXPECT_EQ(count_log("StartUnit " + unit), 1);
+}
+
+TEST_F(HelperdTest, WaitBeforeStartFromAnotherClient) {
+    std::string unit = testapp_unit("waiter", "--delay-ms 100");
+    start_helperd();
+    auto waiter = connect();
+    auto starter = connect();
+    waiter->send("WAIT waiter 2");
+    starter->send("STATUS");
+    EXPECT_EQ(starter->read_line(), "END") << "a WAIT alone makes no app known";
+    starter->send(start_line("waiter", 2, unit));
+    EXPECT_EQ(starter->read_line(), "READY waiter 2");
+    EXPECT_EQ(waiter->read_line(), "READY waiter 2");
+    waiter->send("WAIT waiter 2");
+    EXPECT_EQ(waiter->read_line(), "READY waiter 2") << "known ready: answered at once";
+}
+
+TEST_F(HelperdTest, StartOfAReadyAppAnswersWithoutStartUnit) {
+    std::string unit = testapp_unit("again", "");
+    start_helperd();
+    auto c = connect();
+    c->send(start_line("again", 1, unit));
+    ASSERT_EQ(c->read_line(), "READY again 1");
+    c->send(start_line("again", 2, unit));
+    EXPECT_EQ(c->read_line(), "READY again 2");
+    EXPECT_EQ(count_log("StartUnit " + unit), 1);
+    c->send("STATUS");
+    EXPECT_EQ(c->read_line(), "APP again ready " + unit);
+    EXPECT_EQ(c->read_line(), "END");
+}
+
+TEST_F(HelperdTest, StopStopsTheUnit) {
+    std::string unit = testapp_unit("stopme", "");
+    start_helperd();
+    auto c = connect();
+    c->send(start_line("stopme", 1, unit));
+    ASSERT_EQ(c->read_line(), "READY stopme 1");
+    c->send("STOP stopme 1 " + unit);
+    EXPECT_EQ(c->read_line(), "STOPPED stopme 1");
+    EXPECT_EQ(active_state(unit), "inactive");
+    EXPECT_EQ(count_log("StopUnit " + unit), 1);
+    c->send("STATUS");
+    EXPECT_EQ(c->read_line(), "APP stopme stopped " + unit);
+    EXPECT_EQ(c->read_line(), "END");
+}
+
+TEST_F(HelperdTest, StartDuringStopStartsAfterIt) {
+    std::string unit = testapp_unit("bounce", "");
+    start_helperd();
+    auto c = connect();
+    c->send(start_line("bounce", 1, unit));
+    ASSERT_EQ(c->read_line(), "READY bounce 1");
+    c->send("STOP bounce 1 " + unit);
+    c->send(start_line("bounce", 2, unit));
+    EXPECT_EQ(c->read_line(), "STOPPED bounce 1");
+    EXPECT_EQ(c->read_line(), "READY bounce 2");
+    EXPECT_EQ(count_log("StartUnit " + unit), 2);
+    EXPECT_EQ(active_state(unit), "active");
+}
+
+TEST_F(HelperdTest, DownWhenAReadyUnitDies) {
+    std::string unit = testapp_unit("dies", "");
+    start_helperd();
+    auto a = connect();
+    auto b = connect();
+    a->send(start_line("dies", 1, unit));
+    ASSERT_EQ(a->read_line(), "READY dies 1");
+    ASSERT_EQ(run_program({"systemctl", "--user", "kill", unit}), 0);
+    EXPECT_EQ(a->read_line(), "DOWN dies");
+    EXPECT_EQ(b->read_line(), "DOWN dies") << "DOWN goes to every client";
+}
+
+TEST_F(HelperdTest, UnitNotInAllowlist) {
+    std::string unit = testapp_unit("denied", "");
+    start_helperd({"--allow-unit", "ondemand-other-*.service"}, false);
+    auto c = connect();
+    c->send(start_line("denied", 1, unit));
+    EXPECT_EQ(c->read_line(), "FAILED denied 1 unit-not-allowed: " + unit);
+    c->send("STOP denied 1 " + unit);
+    EXPECT_EQ(c->read_line(), "FAILED denied 1 unit-not-allowed: " + unit);
+    EXPECT_EQ(count_log("StartUnit"), 0);
+    EXPECT_EQ(count_log("StopUnit"), 0);
+    EXPECT_EQ(active_state(unit), "inactive");
+}
+
+TEST_F(HelperdTest, DefaultAllowlistIsOndemandServices) {
+    std::string unit = testapp_unit("dflt", ""); // ondemand-it-...: matches ondemand-*.service
+    start_helperd({}, false);
+    auto c = connect();
+    c->send("START other 1 dbus.service connect 1000 " + socket_path("other"));
+    EXPECT_EQ(c->read_line(), "FAILED other 1 unit-not-allowed: dbus.service");
+    c->send(start_line("dflt", 1, unit));
+    EXPECT_EQ(c->read_line(), "READY dflt 1");
+}
+
+TEST_F(HelperdTest, MalformedLinesGetErrorAndTheConnectionStays) {
+    start_helperd();
+    auto c = connect();
+    c->send("HELLO");
+    EXPECT_EQ(c->read_line(), "ERROR unknown verb");
+    c->send("WAIT blog  1");
+    EXPECT_EQ(c->read_line(), "ERROR verb needs: app gen");
+    c->send("READY blog 1");
+    EXPECT_EQ(c->read_line(), "ERROR unexpected verb READY");
+    c->send("STATUS");
+    EXPECT_EQ(c->read_line(), "END");
+    EXPECT_GE(count_log("refused line: unknown verb"), 1);
+    EXPECT_THAT(helperd_log(), HasSubstr("(pid "));
+}
+
+TEST_F(HelperdTest, OverlongLineGetsErrorAndDisconnect) {
+    start_helperd();
+    auto c = connect();
+    c->send_raw(std::string(5000, 'A'));
+    EXPECT_EQ(c->read_line(), "ERROR line too long");
+    EXPECT_TRUE(c->wait_closed());
+    EXPECT_EQ(count_log("refused line: line too long"), 1);
+    auto d = connect();
+    d->send("STATUS");
+    EXPECT_EQ(d->read_line(), "END") << "other clients are unaffected";
+}
+
+TEST_F(HelperdTest, PeerNotAllowed) {
+    start_helperd({"--allow-uid", "12345"});
+    auto c = connect();
+    EXPECT_EQ(c->read_line(), "ERROR peer not allowed");
+    EXPECT_TRUE(c->wait_closed());
+    EXPECT_EQ(count_log("peer not allowed"), 1);
+    EXPECT_THAT(helperd_log(), HasSubstr("uid 0"));
+}
+
+TEST_F(HelperdTest, PeerAllowedByGid) {
+    start_helperd({"--allow-uid", "12345", "--allow-gid", "0"});
+    auto c = connect();
+    c->send("STATUS");
+    EXPECT_EQ(c->read_line(), "END");
+}
+
+TEST_F(HelperdTest, ShutdownAnswersPendingStarts) {
+    std::string unit = testapp_unit("slow", "--never-listen");
+    start_helperd();
+    auto c = connect();
+    c->send(start_line("slow", 5, unit, "connect", 600000));
+    c->send("STATUS"); // the START is being handled once STATUS answers
+    ASSERT_EQ(c->read_line(), "APP slow starting " + unit);
+    ASSERT_EQ(c->read_line(), "END");
+    ASSERT_EQ(::kill(helperd_pid_, SIGTERM), 0);
+    EXPECT_EQ(c->read_line(), "FAILED slow 5 shutting-down");
+    EXPECT_TRUE(c->wait_closed());
+    EXPECT_EQ(stop_helperd(), 0);
+}
+
+} // namespace ondemand::testing

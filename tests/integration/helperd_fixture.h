@@ -1,0 +1,82 @@
+// Test support for helperd's integration tests: a real ondemand-helperd subprocess talking to
+// the sandboxed systemd user manager (scripts/sandbox), units written into the sandbox's unit
+// dir, and line clients on helperd's socket. All waiting is event-based: poll(2) with a deadline
+// on a socket (helperd's replies, its sd_notify READY=1), never a fixed sleep.
+#ifndef ONDEMAND_TESTS_HELPERD_FIXTURE_H
+#define ONDEMAND_TESTS_HELPERD_FIXTURE_H
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ondemand::testing {
+
+using namespace std::chrono_literals;
+
+// A unix-socket connection that speaks helperd's line protocol.
+class line_client {
+  public:
+    explicit line_client(const std::string& path);
+    line_client(const line_client&) = delete;
+    line_client& operator=(const line_client&) = delete;
+    ~line_client();
+
+    bool connected() const { return fd_ >= 0; }
+    // Sends `line` plus '\n' (raw: use send_raw for bytes without the newline).
+    void send(const std::string& line);
+    void send_raw(const std::string& bytes);
+    // The next line without its '\n'; nullopt at EOF or when the deadline passes.
+    std::optional<std::string> read_line(std::chrono::milliseconds limit = 20s);
+    // True when the peer closed the connection (EOF) within the limit.
+    bool wait_closed(std::chrono::milliseconds limit = 10s);
+
+  private:
+    int fd_ = -1;
+    std::string buffer_;
+    bool eof_ = false;
+};
+
+// Runs a program to completion; returns its exit status (-1 if it did not run or exit).
+int run_program(const std::vector<std::string>& argv, std::string* output = nullptr);
+
+class HelperdTest : public ::testing::Test {
+  protected:
+    void SetUp() override;
+    void TearDown() override;
+
+    // Writes an ondemand-it-<id>-<name>.service unit with these [Service] lines and reloads
+    // the manager. Returns the unit name.
+    std::string write_unit(const std::string& name, const std::vector<std::string>& service);
+    // A unit running the test app on socket_path(name) with extra flags.
+    std::string testapp_unit(const std::string& name, const std::string& flags,
+                             const std::vector<std::string>& extra = {});
+    std::string socket_path(const std::string& app) const;
+    std::string start_line(const std::string& app, std::uint64_t gen, const std::string& unit,
+                           const std::string& ready = "connect", unsigned timeout_ms = 20000);
+
+    // Starts helperd with these extra flags; waits for its READY=1 (sd_notify). Unless
+    // `test_allowlist` is false, it may start the tests' units (--allow-unit ondemand-it-*).
+    void start_helperd(const std::vector<std::string>& flags = {}, bool test_allowlist = true);
+    // SIGTERM; returns the exit status.
+    int stop_helperd();
+    std::unique_ptr<line_client> connect();
+    std::string helperd_log() const;
+    int count_log(const std::string& needle) const;
+    std::string active_state(const std::string& unit);
+
+    std::string bin_dir_;
+    std::string dir_;
+    std::string helperd_socket_;
+    std::string units_dir_;
+    std::vector<std::string> units_;
+    int helperd_pid_ = -1;
+    int notify_fd_ = -1;
+};
+
+} // namespace ondemand::testing
+
+#endif
