@@ -1,23 +1,104 @@
 # bench/containers.sh — section 6, containers (sourced by bench/run).
 #
-# TODO(issue #6): podman and docker cold start through ondemand vs the runtime's own
-# start-to-socket time. This section runs only once the container units are part of the project
-# (units/ondemand-podman@.service and units/ondemand-docker@.service committed, with the local
-# image from scripts/image/build); until then it says SKIPPED and why. Planned measurement, as in
-# section 2: per run, request -> StartUnit + socket accepts -> answer for a podman app through
-# ondemand, alongside `podman run` of the same image timed until its socket accepts
-# (bench/tools/startprobe on the same unit).
+# podman: the project's unit templates (units/ondemand-podman@.service: Type=notify via conmon;
+# units/ondemand-podman-simple@.service: Type=simple) run the tiny local image
+# (scripts/image/build: busybox + the static test app) with private podman storage in the sandbox
+# (as t/lib/Ondemand/Containers.pm does). Per round and template:
+#   probe  the runtime's own start-to-socket time: bench/tools/startprobe does StartUnit on the
+#          unit and connects to the container's socket every 50 us (no nginx, no helperd);
+#   od     the first request through nginx + ondemand (ready=connect) to a fresh app; overhead as
+#          in section 2 = (request -> StartUnit) + (socket accepts -> answer).
+# TODO(issue #6): docker (units/ondemand-docker@.service needs a private dockerd); skipped here.
 
 section_containers() {
-  local u missing=()
-  for u in units/ondemand-podman@.service units/ondemand-docker@.service; do
-    git -C "$TOP" ls-files --error-unmatch "$u" >/dev/null 2>&1 || missing+=("$u")
+  local t missing=()
+  for t in units/ondemand-podman@.service units/ondemand-podman-simple@.service; do
+    git -C "$TOP" ls-files --error-unmatch "$t" >/dev/null 2>&1 || missing+=("$t")
   done
-  if [ ${#missing[@]} -gt 0 ]; then
-    blog "containers: SKIPPED (issue #6): not committed yet: ${missing[*]}"
-    emit containers "\"skipped\":\"container units not committed yet: ${missing[*]}\""
+  if [ ${#missing[@]} -gt 0 ] || [ ! -x /usr/bin/podman ] || [ ! -x "$BIN/ondemand-testapp-static" ] ||
+     [ ! -x "$TOP/scripts/image/build" ] || [ "$HAVE_OD" != 1 ]; then
+    local why="needs helperd, podman, build/bin/ondemand-testapp-static, scripts/image/build and the committed podman unit templates (issue #6)"
+    blog "containers: SKIPPED: $why"
+    emit containers "\"skipped\":\"$why\""
     return 0
   fi
-  blog "containers: SKIPPED: the container units exist, but this benchmark is not written yet (TODO issue #6)"
-  emit containers '"skipped":"container units exist; the benchmark is not written yet (TODO issue #6)"'
+  emit containers '"part":"docker","skipped":"docker is not benchmarked yet (TODO issue #6: a private dockerd)"'
+
+  # podman with private storage, configured for the sandbox's pure cgroup2 namespace
+  local conf=$ONDEMAND_SANDBOX/config/ondemand root=$WORK/podman
+  mkdir -p "$conf/apps" "$root/tmp"
+  cat > "$conf/containers.conf" <<EOF
+[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+netns = "none"
+log_driver = "k8s-file"
+cgroups = "disabled"
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+runtime = "crun"
+tmp_dir = "$root/tmp"
+EOF
+  cat > "$conf/storage.conf" <<EOF
+[storage]
+driver = "overlay"
+graphroot = "$root/root"
+runroot = "$root/runroot"
+EOF
+  printf 'CONTAINERS_CONF=%s\nCONTAINERS_STORAGE_CONF=%s\nONDEMAND_LOG_DRIVER=k8s-file\n' \
+    "$conf/containers.conf" "$conf/storage.conf" > "$conf/podman.env"
+  local image=localhost/ondemand-testapp:latest tar
+  tar=$("$TOP/scripts/image/build" "$WORK/image" | tail -1) || { blog "containers: image build failed"; return 0; }
+  if ! CONTAINERS_CONF=$conf/containers.conf CONTAINERS_STORAGE_CONF=$conf/storage.conf \
+       podman import -q "$tar" "$image" >/dev/null 2>"$WORK/podman-import.log"; then
+    blog "containers: SKIPPED: podman import failed; see $WORK/podman-import.log"
+    emit containers '"skipped":"podman import failed"'
+    return 0
+  fi
+  for t in ondemand-podman@.service ondemand-podman-simple@.service; do
+    install_unit "$t" "$(cat "$TOP/units/$t")"
+  done
+  units_reload
+
+  local shapes=(podman podman-simple) s r app ups='' port
+  for s in "${shapes[@]}"; do
+    for (( r = 0; r <= CONT_RUNS; r++ )); do
+      for app in "k${s//-/}p$r" "k${s//-/}o$r"; do
+        printf 'IMAGE=%s\nCMD=/bin/ondemand-testapp --socket /run/ondemand/app.sock --name %s\n' \
+          "$image" "$app" > "$conf/apps/$app.conf"
+      done
+      app=k${s//-/}o$r
+      ups+="    upstream $app { server unix:$XDG_RUNTIME_DIR/ondemand/apps/$app/app.sock; ondemand unit=ondemand-$s@$app.service start_timeout=60s; }
+"
+    done
+  done
+  port=$(free_port)
+  nginx_write cont 2 1 "
+    ondemand_zone ondemand:1m;
+    ondemand_helper unix:$WORK/helperd.sock;
+$ups
+    server { listen 127.0.0.1:$port; location / { ondemand_app \$http_x_app; proxy_pass http://\$http_x_app; } }"
+  nginx_start cont "$port"
+
+  local out f fields unit
+  # round 0 pulls everything into the page cache and is left out of the report
+  for (( r = 0; r <= CONT_RUNS; r++ )); do
+    for s in "${shapes[@]}"; do
+      app=k${s//-/}p$r unit=ondemand-$s@$app.service
+      out=$("$PROBE" --unit "$unit" --socket "$XDG_RUNTIME_DIR/ondemand/apps/$app/app.sock" --runs 1 --timeout-ms 60000) || true
+      fields="\"variant\":\"probe-$s\",\"round\":$r"
+      for f in ready job exec; do
+        fields+=",\"${f}_ms\":$(sed -n "s/.*${f}_ms=\([-0-9.]*\).*/\1/p" <<<"$out" | grep . || echo -1)"
+      done
+      emit containers "$fields"
+      sctl reset-failed "$unit" 2>/dev/null || true
+      sleep "${BENCH_SETTLE_S:-0.2}"
+      app=k${s//-/}o$r unit=ondemand-$s@$app.service
+      cold_request containers "\"variant\":\"od-$s\",\"round\":$r" "$port" "$app" \
+        "$XDG_RUNTIME_DIR/ondemand/apps/$app/app.sock" "$unit" "$app"
+      stop_units "$unit"
+    done
+    blog "containers: round $r/$CONT_RUNS done"
+  done
+  nginx_stop cont
 }
