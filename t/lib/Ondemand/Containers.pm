@@ -1,0 +1,267 @@
+package Ondemand::Containers;
+
+# Containers for the end-to-end tests (t/4*.t), on top of Ondemand::Test: the tiny local image,
+# podman with private storage inside the sandbox, a private dockerd, the real unit templates from
+# units/ and the app files they read. See the POD at the end.
+
+use strict;
+use warnings;
+
+use Carp qw(croak);
+use Exporter qw(import);
+use File::Path qw(make_path);
+use Ondemand::Test;
+
+our @EXPORT = qw(
+  build_image image_name
+  conf_dir write_app_conf install_template container_socket
+  podman_setup podman
+  start_dockerd docker docker_image_name
+);
+
+my $OWNER_PID = $$;
+my ($PODMAN, $DOCKER);    # set up state: { env => {...} }
+my $IMAGE_TAR;
+
+sub image_name        { 'localhost/ondemand-testapp:latest' }
+sub docker_image_name { 'ondemand-testapp:latest' }
+
+sub _must_run {
+    my (@cmd) = @_;
+    my ($out, $status) = run_cmd(@cmd);
+    croak "@cmd failed (exit " . ($status >> 8) . "):\n$out" if $status;
+    return $out;
+}
+
+# Builds the image's rootfs tarball (busybox + the static test app) once per test file.
+sub build_image {
+    return $IMAGE_TAR if defined $IMAGE_TAR;
+    my $dir = testdir() . '/image';
+    _must_run(repo_root() . '/scripts/image/build', $dir);
+    return $IMAGE_TAR = "$dir/rootfs.tar";
+}
+
+# %E/ondemand for the sandbox's user manager: what /etc/ondemand is on a host.
+sub conf_dir {
+    my $base = $ENV{ONDEMAND_SANDBOX} // croak 'conf_dir: no sandbox (call sandbox_up)';
+    my $dir = "$base/config/ondemand";
+    make_path("$dir/apps");
+    return $dir;
+}
+
+# The socket the templates give app $app: %t/ondemand/apps/$app/app.sock.
+sub container_socket {
+    my ($app) = @_;
+    my $run = $ENV{XDG_RUNTIME_DIR} // croak 'container_socket: no sandbox';
+    return "$run/ondemand/apps/$app/app.sock";
+}
+
+# Writes conf_dir()/apps/$app.conf from key => value pairs (in order).
+sub write_app_conf {
+    my ($app, @kv) = @_;
+    my $file = conf_dir() . "/apps/$app.conf";
+    open(my $fh, '>', $file) or croak "$file: $!";
+    while (my ($k, $v) = splice(@kv, 0, 2)) {
+        print $fh "$k=$v\n";
+    }
+    close $fh or croak "$file: $!";
+    return $file;
+}
+
+# Installs units/$name (a template) into the sandbox as it is.
+sub install_template {
+    my ($name) = @_;
+    my $file = repo_root() . "/units/$name";
+    open(my $fh, '<', $file) or croak "$file: $!";
+    local $/;
+    my $text = <$fh>;
+    close $fh;
+    return install_unit($name, $text);
+}
+
+# Private podman storage and a containers.conf that works in the sandbox's pure cgroup2
+# namespace; writes conf_dir()/podman.env for the units and imports the image.
+sub podman_setup {
+    return $PODMAN if $PODMAN;
+    my $conf = conf_dir();
+    my $root = testdir() . '/podman';
+    make_path("$root/tmp");
+    _write("$conf/containers.conf", <<"EOF");
+[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+netns = "none"
+log_driver = "k8s-file"
+cgroups = "disabled"
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+runtime = "crun"
+tmp_dir = "$root/tmp"
+EOF
+    _write("$conf/storage.conf", <<"EOF");
+[storage]
+driver = "overlay"
+graphroot = "$root/root"
+runroot = "$root/runroot"
+EOF
+    my %env = (CONTAINERS_CONF => "$conf/containers.conf",
+        CONTAINERS_STORAGE_CONF => "$conf/storage.conf");
+    _write("$conf/podman.env",
+        join('', map { "$_=$env{$_}\n" } sort keys %env) . "ONDEMAND_LOG_DRIVER=k8s-file\n");
+    $PODMAN = { env => \%env };
+    my ($out, $status) = podman('import', '-q', build_image(), image_name());
+    croak "podman import failed:\n$out" if $status;
+    return $PODMAN;
+}
+
+# Runs podman with the test's storage; returns (output, status) or, in scalar context, output.
+sub podman {
+    my (@args) = @_;
+    croak 'podman: call podman_setup first' unless $PODMAN;
+    local @ENV{ keys %{ $PODMAN->{env} } } = values %{ $PODMAN->{env} };
+    my ($out, $status) = run_cmd('/usr/bin/podman', @args);
+    return wantarray ? ($out, $status) : $out;
+}
+
+# A private dockerd (own data and exec roots, containerd namespace and cgroup parent; no
+# iptables, no bridge: containers run with --network=none), per TESTBED.md. Writes
+# conf_dir()/docker.env for the units and imports the image.
+sub start_dockerd {
+    return $DOCKER if $DOCKER;
+    my $dir = testdir() . '/docker';
+    make_path($dir);
+    my $tag = 'ondemand-t-' . ($dir =~ s{.*/ondemand-t-([^/]+)/docker$}{$1}r);
+    my $sock = "$dir/docker.sock";
+    my %env = (DOCKER_HOST => "unix://$sock");
+    $DOCKER = { env => \%env, dir => $dir, cgroup => $tag };
+    start_daemon(
+        name => 'dockerd',
+        cmd  => [ '/usr/bin/dockerd', '--data-root', "$dir/data", '--exec-root', "$dir/exec",
+                  '--pidfile', "$dir/dockerd.pid", '-H', "unix://$sock",
+                  '--iptables=false', '--ip6tables=false', '--bridge=none', '--ip-forward=false',
+                  '--ip-masq=false', '--storage-driver=overlay2',
+                  "--containerd-namespace=$tag", "--containerd-plugins-namespace=$tag-plugins",
+                  "--cgroup-parent=/$tag" ],
+        log  => "$dir/dockerd.log",
+        ready => sub { my (undef, $st) = docker('version'); !$st },
+        timeout => 60,
+    );
+    _write(conf_dir() . '/docker.env', "DOCKER_HOST=unix://$sock\nONDEMAND_LOG_DRIVER=json-file\n");
+    my ($out, $status) = docker('import', build_image(), docker_image_name());
+    croak "docker import failed:\n$out" if $status;
+    return $DOCKER;
+}
+
+sub docker {
+    my (@args) = @_;
+    croak 'docker: call start_dockerd first' unless $DOCKER;
+    local @ENV{ keys %{ $DOCKER->{env} } } = values %{ $DOCKER->{env} };
+    my ($out, $status) = run_cmd('/usr/bin/docker', @args);
+    return wantarray ? ($out, $status) : $out;
+}
+
+sub _write {
+    my ($file, $text) = @_;
+    open(my $fh, '>', $file) or croak "$file: $!";
+    print $fh $text;
+    close $fh or croak "$file: $!";
+}
+
+# Runs before Ondemand::Test's END (this module is loaded after it): the sandbox goes down first
+# (its units stop their containers), then whatever a container engine left is removed, so that
+# the test dir can be deleted and no process or cgroup stays behind.
+END {
+    return unless $$ == $OWNER_PID;
+    local $?;
+    return unless $PODMAN || $DOCKER;
+    sandbox_down() if $ENV{ONDEMAND_SANDBOX} && -e "$ENV{ONDEMAND_SANDBOX}/manager.pid";
+    if ($PODMAN) {
+        podman('rm', '-a', '-f', '-t', '0');
+        podman('system', 'reset', '-f');
+    }
+    if ($DOCKER) {
+        my $ids = docker('ps', '-aq');
+        docker('rm', '-f', split(' ', $ids)) if $ids =~ /\S/;
+        stop_daemon('dockerd', timeout => 20);
+        # containers' cgroups: /sys/fs/cgroup/<hierarchy>/<tag>/<id>, empty once they exited
+        for my $h (glob('/sys/fs/cgroup/*/' . $DOCKER->{cgroup})) {
+            system('find', $h, '-depth', '-type', 'd', '-exec', 'rmdir', '{}', ';');
+            Test::More::diag("cgroup $h still exists") if -d $h;
+        }
+        # dockerd's data root may hold mounts of containers that did not exit cleanly
+        system("umount -R '$DOCKER->{dir}/data' 2>/dev/null");
+        system("umount -R '$DOCKER->{dir}/exec' 2>/dev/null");
+    }
+}
+
+1;
+
+__END__
+
+=head1 NAME
+
+Ondemand::Containers - podman and docker for ondemand's end-to-end tests
+
+=head1 SYNOPSIS
+
+    use Ondemand::Test;
+    use Ondemand::Stack;
+    use Ondemand::Containers;     # after Ondemand::Test: its END must run first
+
+    sandbox_up();
+    podman_setup();                                  # storage, containers.conf, image imported
+    install_template('ondemand-podman@.service');    # units/ as shipped
+    write_app_conf('blog', IMAGE => image_name(),
+        CMD => '/bin/ondemand-testapp --socket /run/ondemand/app.sock --name blog');
+    # upstream blog { server unix:${\ container_socket('blog')};
+    #                 ondemand unit=ondemand-podman@blog.service; }
+
+=head1 FUNCTIONS
+
+=over
+
+=item build_image()
+
+Runs C<scripts/image/build> into C<testdir()/image> (once); returns the rootfs tarball.
+
+=item image_name(), docker_image_name()
+
+C<localhost/ondemand-testapp:latest> (podman) and C<ondemand-testapp:latest> (docker).
+
+=item conf_dir()
+
+C<$ONDEMAND_SANDBOX/config/ondemand>: the sandbox manager's C<%E/ondemand>, i.e. what
+C</etc/ondemand> is for a system manager. App files go into C<conf_dir()/apps>.
+
+=item write_app_conf($app, KEY => value, ...)
+
+Writes C<conf_dir()/apps/$app.conf>.
+
+=item container_socket($app)
+
+C<$XDG_RUNTIME_DIR/ondemand/apps/$app/app.sock>, the socket the templates bind-mount into the
+container (C</run/ondemand/app.sock> inside).
+
+=item install_template($file)
+
+Installs C<units/$file> unchanged into the sandbox.
+
+=item podman_setup(), podman(@args)
+
+Private storage (C<testdir()/podman>), a containers.conf for the sandbox's pure cgroup2 namespace
+(C<cgroups = "disabled">, crun, cgroupfs, file events, k8s-file logs, no network), and
+C<conf_dir()/podman.env> pointing the units at both; imports the image. C<podman(@args)> runs
+podman with that environment and returns its output (and status in list context).
+
+=item start_dockerd(), docker(@args)
+
+Starts a private dockerd (daemon C<dockerd>, log C<testdir()/docker/dockerd.log>), writes
+C<conf_dir()/docker.env> (C<DOCKER_HOST>, json-file logs) and imports the image.
+C<docker(@args)> runs the docker CLI against it.
+
+=back
+
+C<END> takes the sandbox down, removes containers and storage, stops dockerd by PID and
+removes its containers' cgroup parent.
+
+=cut
