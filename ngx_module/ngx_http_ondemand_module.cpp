@@ -2302,13 +2302,96 @@ ngx_http_ondemand_helper(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+/* the numeric parameters of "ondemand" */
+
+#define NGX_HTTP_ONDEMAND_TIME           1
+#define NGX_HTTP_ONDEMAND_POSITIVE_TIME  2
+#define NGX_HTTP_ONDEMAND_POSITIVE_NUM   3
+
+typedef struct {
+    ngx_str_t                      name;          /* with its "=" */
+    ngx_uint_t                     type;
+    size_t                         offset;
+} ngx_http_ondemand_param_t;
+
+
+static ngx_http_ondemand_param_t  ngx_http_ondemand_params[] = {
+
+    { ngx_string("start_timeout="), NGX_HTTP_ONDEMAND_POSITIVE_TIME,
+      offsetof(ngx_http_ondemand_app_t, start_timeout) },
+
+    { ngx_string("idle_timeout="), NGX_HTTP_ONDEMAND_TIME,
+      offsetof(ngx_http_ondemand_app_t, idle_timeout) },
+
+    { ngx_string("stop_timeout="), NGX_HTTP_ONDEMAND_POSITIVE_TIME,
+      offsetof(ngx_http_ondemand_app_t, stop_timeout) },
+
+    { ngx_string("frozen_timeout="), NGX_HTTP_ONDEMAND_TIME,
+      offsetof(ngx_http_ondemand_app_t, frozen_timeout) },
+
+    { ngx_string("queue="), NGX_HTTP_ONDEMAND_POSITIVE_NUM,
+      offsetof(ngx_http_ondemand_app_t, queue) },
+
+    { ngx_string("release="), NGX_HTTP_ONDEMAND_POSITIVE_NUM,
+      offsetof(ngx_http_ondemand_app_t, release) },
+
+    { ngx_null_string, 0, 0 }
+};
+
+
+/* NGX_OK: set; NGX_ERROR: a known parameter with a bad value; NGX_DECLINED: unknown */
+
+static ngx_int_t
+ngx_http_ondemand_set_param(ngx_http_ondemand_app_t *app, ngx_str_t *arg)
+{
+    ngx_int_t                   n;
+    ngx_str_t                   v;
+    ngx_msec_t                  t;
+    ngx_http_ondemand_param_t  *p;
+
+    for (p = ngx_http_ondemand_params; p->name.len; p++) {
+
+        if (arg->len < p->name.len
+            || ngx_strncmp(arg->data, p->name.data, p->name.len) != 0)
+        {
+            continue;
+        }
+
+        v.data = arg->data + p->name.len;
+        v.len = arg->len - p->name.len;
+
+        if (p->type == NGX_HTTP_ONDEMAND_POSITIVE_NUM) {
+            n = ngx_atoi(v.data, v.len);
+            if (n == NGX_ERROR || n == 0) {
+                return NGX_ERROR;
+            }
+
+            *(ngx_uint_t *) ((u_char *) app + p->offset) = n;
+            return NGX_OK;
+        }
+
+        t = ngx_parse_time(&v, 0);
+        if (t == (ngx_msec_t) NGX_ERROR
+            || (t == 0 && p->type == NGX_HTTP_ONDEMAND_POSITIVE_TIME))
+        {
+            return NGX_ERROR;
+        }
+
+        *(ngx_msec_t *) ((u_char *) app + p->offset) = t;
+        return NGX_OK;
+    }
+
+    return NGX_DECLINED;
+}
+
+
 static char *
 ngx_http_ondemand(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_ondemand_app_t *app = (ngx_http_ondemand_app_t *) conf;
 
-    ngx_int_t                       n;
-    ngx_str_t                      *value, s;
+    ngx_int_t                       n, rc;
+    ngx_str_t                      *value;
     ngx_uint_t                      i;
     ngx_http_ondemand_app_t       **slot;
     ngx_http_upstream_srv_conf_t   *uscf;
@@ -2385,56 +2468,6 @@ ngx_http_ondemand(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
-        if (ngx_strncmp(value[i].data, "start_timeout=", 14) == 0) {
-            s.data = value[i].data + 14;
-            s.len = value[i].len - 14;
-
-            app->start_timeout = ngx_parse_time(&s, 0);
-            if (app->start_timeout == (ngx_msec_t) NGX_ERROR
-                || app->start_timeout == 0)
-            {
-                goto invalid;
-            }
-
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "idle_timeout=", 13) == 0) {
-            s.data = value[i].data + 13;
-            s.len = value[i].len - 13;
-
-            app->idle_timeout = ngx_parse_time(&s, 0);
-            if (app->idle_timeout == (ngx_msec_t) NGX_ERROR) {
-                goto invalid;
-            }
-
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "stop_timeout=", 13) == 0) {
-            s.data = value[i].data + 13;
-            s.len = value[i].len - 13;
-
-            app->stop_timeout = ngx_parse_time(&s, 0);
-            if (app->stop_timeout == (ngx_msec_t) NGX_ERROR
-                || app->stop_timeout == 0)
-            {
-                goto invalid;
-            }
-
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "queue=", 6) == 0) {
-            n = ngx_atoi(value[i].data + 6, value[i].len - 6);
-            if (n == NGX_ERROR || n == 0) {
-                goto invalid;
-            }
-
-            app->queue = n;
-            continue;
-        }
-
         if (ngx_strcmp(value[i].data, "keep_warm") == 0) {
             app->keep_warm = 1;
             continue;
@@ -2445,26 +2478,14 @@ ngx_http_ondemand(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
-        if (ngx_strncmp(value[i].data, "frozen_timeout=", 15) == 0) {
-            s.data = value[i].data + 15;
-            s.len = value[i].len - 15;
+        rc = ngx_http_ondemand_set_param(app, &value[i]);
 
-            app->frozen_timeout = ngx_parse_time(&s, 0);
-            if (app->frozen_timeout == (ngx_msec_t) NGX_ERROR) {
-                goto invalid;
-            }
-
+        if (rc == NGX_OK) {
             continue;
         }
 
-        if (ngx_strncmp(value[i].data, "release=", 8) == 0) {
-            n = ngx_atoi(value[i].data + 8, value[i].len - 8);
-            if (n == NGX_ERROR || n == 0) {
-                goto invalid;
-            }
-
-            app->release = n;
-            continue;
+        if (rc == NGX_ERROR) {
+            goto invalid;
         }
 
         if (ngx_strncmp(value[i].data, "failed_status=", 14) == 0) {

@@ -44,6 +44,8 @@ my @bad = (
     [ upstream('a', 'unit=a.service start_timeout=0'), qr/invalid value "start_timeout=0"/ ],
     [ upstream('a', 'unit=a.service idle_timeout=-1'), qr/invalid value "idle_timeout=-1"/ ],
     [ upstream('a', 'unit=a.service queue=0'), qr/invalid value "queue=0"/ ],
+    [ upstream('a', 'unit=a.service stop_timeout=0'), qr/invalid value "stop_timeout=0"/ ],
+    [ upstream('a', 'unit=a.service frozen_timeout=x'), qr/invalid value "frozen_timeout=x"/ ],
     [ upstream('a', 'unit=a.service release=x'), qr/invalid value "release=x"/ ],
     [ upstream('a', 'unit=a.service failed_status=500'),
       qr/invalid "failed_status=500", expected 502 or 503/ ],
@@ -61,6 +63,7 @@ my @bad = (
     [ 'server { location / { ondemand_app a; ondemand_app b; } }',
       qr/"ondemand_app" directive is duplicate/ ],
     [ 'ondemand_helper_timeout forever;', qr/"ondemand_helper_timeout" directive invalid value/ ],
+    [ 'ondemand_max_running many;', qr/"ondemand_max_running" directive invalid number/ ],
 );
 for my $case (@bad) {
     my ($http, $re) = @$case;
@@ -81,7 +84,8 @@ like($out, qr/ondemand_helper "127.0.0.1:80" must be a unix: socket/, 'a TCP hel
 # -- a good configuration with every parameter
 ($out, $status) = nginx_t(
     upstream('full', 'unit=ondemand-podman@full.service ready=http:/healthz start_timeout=10s '
-        . 'idle_timeout=10m stop_timeout=20s queue=50 release=16 failed_status=503 '
+        . 'idle_timeout=10m stop_timeout=20s queue=50 release=16 failed_status=503 keep_warm '
+        . 'freeze frozen_timeout=2h '
         . 'socket=/run/ondemand/apps/full/other.sock')
     . ' server { location / { ondemand_app $host; } }');
 is($status, 0, 'every parameter accepted') or diag($out);
