@@ -136,7 +136,7 @@ sub start_dockerd {
     $DOCKER = { env => \%env, dir => $dir, cgroup => $tag };
     start_daemon(
         name => 'dockerd',
-        cmd  => [ '/usr/bin/dockerd', '--data-root', "$dir/data", '--exec-root', "$dir/exec",
+        cmd  => [ '/usr/sbin/dockerd', '--data-root', "$dir/data", '--exec-root', "$dir/exec",
                   '--pidfile', "$dir/dockerd.pid", '-H', "unix://$sock",
                   '--iptables=false', '--ip6tables=false', '--bridge=none', '--ip-forward=false',
                   '--ip-masq=false', '--storage-driver=overlay2',
