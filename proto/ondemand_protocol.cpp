@@ -29,7 +29,9 @@ constexpr std::array<verb_entry, 13> verbs{{
     {"ERROR", verb::error},
 }};
 
-bool is_printable(char c) { return c > ' ' && c < 0x7f; }
+bool is_printable(char c) {
+    return c > ' ' && c < 0x7f;
+}
 
 bool all_printable(std::string_view s) {
     for (char c : s) {
@@ -381,8 +383,12 @@ std::size_t format(const message& m, char* buf, std::size_t capacity) {
     w.put(verb_name(m.kind));
     switch (m.kind) {
     case verb::start:
-        w.field(m.app).field(m.gen).field(m.unit).field(m.ready).field(m.timeout_ms).field(
-            m.socket);
+        w.field(m.app)
+            .field(m.gen)
+            .field(m.unit)
+            .field(m.ready)
+            .field(m.timeout_ms)
+            .field(m.socket);
         break;
     case verb::stop:
     case verb::freeze:

@@ -306,11 +306,11 @@ TEST(Freeze, AFrozenAppIsStoppedAfterTheSecondTimeout) {
     make_ready(r, 1000);
     ASSERT_TRUE(begin_freeze(r, worker_a, 1000 + idle, idle, stop_timeout));
     ASSERT_TRUE(on_frozen(r, 1));
-    EXPECT_FALSE(begin_frozen_stop(r, worker_a, 1000 + frozen_timeout - 1, frozen_timeout,
-                                   stop_timeout));
+    EXPECT_FALSE(
+        begin_frozen_stop(r, worker_a, 1000 + frozen_timeout - 1, frozen_timeout, stop_timeout));
     EXPECT_FALSE(begin_frozen_stop(r, worker_a, 1000 + 10 * frozen_timeout, 0, stop_timeout));
-    EXPECT_TRUE(begin_frozen_stop(r, worker_a, 1000 + frozen_timeout, frozen_timeout,
-                                  stop_timeout));
+    EXPECT_TRUE(
+        begin_frozen_stop(r, worker_a, 1000 + frozen_timeout, frozen_timeout, stop_timeout));
     EXPECT_EQ(r.state.load(), app_state::stopping);
     EXPECT_TRUE(on_stopped(r, 1));
     EXPECT_EQ(r.state.load(), app_state::cold);
