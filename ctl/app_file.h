@@ -1,0 +1,71 @@
+// App files: /etc/ondemand/apps/NAME.conf, one per app. The unit templates read them as systemd
+// EnvironmentFile= (KEY=VALUE lines), and ondemandctl reads the same files for `check` and
+// `gen-nginx`. The format and every key are documented in docs/units.md.
+#ifndef ONDEMAND_CTL_APP_FILE_H
+#define ONDEMAND_CTL_APP_FILE_H
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ondemand::ctl {
+
+// One problem in one file: "FILE:LINE: KEY: message" (line 0 and empty key: the whole file).
+struct diagnostic {
+    std::string file;
+    unsigned line = 0;
+    std::string key;
+    std::string message;
+
+    std::string to_string() const;
+};
+
+enum class app_kind { podman, podman_simple, podman_systemd, docker, exec };
+
+std::string_view kind_name(app_kind k);                      // "podman", "podman-simple", ...
+std::optional<app_kind> parse_kind(std::string_view name);
+std::string_view unit_template(app_kind k);                  // "ondemand-podman", ...
+
+struct app_config {
+    std::string name; // from the file name
+    std::string file;
+    app_kind kind = app_kind::podman;
+    std::string image, cmd, args, exec, pull;
+    std::vector<std::string> hosts;
+    unsigned hosts_line = 0; // where HOSTS is set, for diagnostics
+    std::string ready = "connect";
+    std::string start_timeout; // nginx time syntax; empty: the module's default
+    std::string idle_timeout;
+    std::string queue;
+    std::string failed_status;
+
+    std::string unit() const; // ondemand-KIND@NAME.service
+};
+
+struct parse_result {
+    std::optional<app_config> app; // set when there is no error
+    std::vector<diagnostic> errors;
+};
+
+// Parses one app file's text; `path` names the file in diagnostics, and its stem is the app name.
+parse_result parse_app_file(const std::string& path, std::string_view text);
+
+// Reads and parses every *.conf in `dir` (sorted by name); also reports a host name claimed by
+// two apps. Apps with errors are left out of `apps`.
+struct dir_result {
+    std::vector<app_config> apps;
+    std::vector<diagnostic> errors;
+};
+dir_result load_apps_dir(const std::filesystem::path& dir);
+
+// nginx's time syntax: "0", "30", "500ms", "30s", "5m", "1h", "1m30s" (units ms s m h d w M y).
+bool valid_nginx_time(std::string_view t);
+// A host name for nginx's `map ... { hostnames; }`: labels of [A-Za-z0-9-], optionally with a
+// leading "*." or a leading ".".
+bool valid_host_name(std::string_view h);
+
+} // namespace ondemand::ctl
+
+#endif

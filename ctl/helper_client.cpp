@@ -1,0 +1,106 @@
+#include "helper_client.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+namespace ondemand::ctl {
+
+namespace {
+[[noreturn]] void fail(const std::string& what, int err) {
+    throw std::runtime_error(what + ": " + std::strerror(err));
+}
+} // namespace
+
+helper_client::helper_client(const std::string& socket_path) : path_(socket_path) {
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (socket_path.size() >= sizeof(addr.sun_path)) {
+        throw std::runtime_error("helperd socket path too long: " + socket_path);
+    }
+    std::memcpy(addr.sun_path, socket_path.c_str(), socket_path.size() + 1);
+    fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd_ < 0) {
+        fail("socket", errno);
+    }
+    if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+        int err = errno;
+        ::close(fd_);
+        fd_ = -1;
+        fail("cannot connect to helperd at " + socket_path, err);
+    }
+}
+
+helper_client::~helper_client() {
+    if (fd_ >= 0) {
+        ::close(fd_);
+    }
+}
+
+void helper_client::send(const proto::message& m) {
+    char line[proto::max_line_length + 1];
+    std::size_t n = proto::format(m, line, sizeof(line));
+    if (n == 0) {
+        throw std::runtime_error("cannot encode the request (a field is invalid)");
+    }
+    std::size_t off = 0;
+    while (off < n) {
+        ssize_t w = ::send(fd_, line + off, n - off, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            fail("write to helperd", errno);
+        }
+        off += static_cast<std::size_t>(w);
+    }
+}
+
+std::optional<std::string> helper_client::read_line(std::chrono::milliseconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        if (auto nl = buf_.find('\n'); nl != std::string::npos) {
+            std::string line = buf_.substr(0, nl);
+            buf_.erase(0, nl + 1);
+            return line;
+        }
+        if (buf_.size() > proto::max_line_length) {
+            throw std::runtime_error("helperd sent a line longer than the protocol allows");
+        }
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) {
+            return std::nullopt;
+        }
+        pollfd p{fd_, POLLIN, 0};
+        int r = ::poll(&p, 1, static_cast<int>(left.count()));
+        if (r < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            fail("poll", errno);
+        }
+        if (r == 0) {
+            return std::nullopt;
+        }
+        char chunk[4096];
+        ssize_t n = ::read(fd_, chunk, sizeof(chunk));
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            fail("read from helperd", errno);
+        }
+        if (n == 0) {
+            throw std::runtime_error("helperd closed the connection");
+        }
+        buf_.append(chunk, static_cast<std::size_t>(n));
+    }
+}
+
+} // namespace ondemand::ctl

@@ -1,0 +1,392 @@
+// ondemandctl: look at and drive ondemand's apps.
+//   status [--json]   what helperd knows of each app (and the app files it has not seen yet)
+//   list              the app files: name, kind, unit, hosts
+//   start APP         start an app now (as a cold request would) and wait until it is ready
+//   stop APP          stop an app now
+//   gen-nginx         write the nginx include: one upstream per app file + `map $host $app`
+//   check [FILE...]   validate app files; errors name the file, the line and the key
+// See docs/units.md.
+#include "app_file.h"
+#include "gen_nginx.h"
+#include "helper_client.h"
+#include "ondemand_protocol.h"
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace fs = std::filesystem;
+using namespace ondemand;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string env_or(const char* name, const char* fallback) {
+    const char* v = std::getenv(name);
+    return v != nullptr && *v != '\0' ? v : fallback;
+}
+
+struct globals {
+    std::string socket = env_or("ONDEMAND_HELPERD_SOCKET", "/run/ondemand/helperd.sock");
+    std::string apps_dir = env_or("ONDEMAND_APPS_DIR", "/etc/ondemand/apps");
+    std::string socket_dir = env_or("ONDEMAND_SOCKET_DIR", "/run/ondemand/apps");
+};
+
+// nginx time -> milliseconds (the syntax is checked by valid_nginx_time first).
+std::uint64_t time_ms(const std::string& t, std::uint64_t fallback) {
+    if (t.empty() || !ctl::valid_nginx_time(t)) {
+        return fallback;
+    }
+    std::uint64_t total = 0, n = 0;
+    bool digits_only = true;
+    for (std::size_t i = 0; i < t.size(); ++i) {
+        char c = t[i];
+        if (c >= '0' && c <= '9') {
+            n = n * 10 + static_cast<std::uint64_t>(c - '0');
+            continue;
+        }
+        digits_only = false;
+        std::uint64_t unit = 1000;
+        if (c == 'm' && i + 1 < t.size() && t[i + 1] == 's') {
+            unit = 1;
+            ++i;
+        } else {
+            switch (c) {
+            case 's': unit = 1000; break;
+            case 'm': unit = 60'000; break;
+            case 'h': unit = 3'600'000; break;
+            case 'd': unit = 86'400'000; break;
+            case 'w': unit = 7 * 86'400'000ULL; break;
+            case 'M': unit = 30 * 86'400'000ULL; break;
+            case 'y': unit = 365 * 86'400'000ULL; break;
+            default: break;
+            }
+        }
+        total += n * unit;
+        n = 0;
+    }
+    return digits_only ? n * 1000 : total;
+}
+
+void print_errors(const std::vector<ctl::diagnostic>& errors) {
+    for (const auto& e : errors) {
+        std::cerr << e.to_string() << "\n";
+    }
+}
+
+ctl::app_config load_app(const globals& g, const std::string& name) {
+    if (!proto::valid_app_name(name)) {
+        throw std::runtime_error("\"" + name + "\" is not a valid app name");
+    }
+    fs::path file = fs::path(g.apps_dir) / (name + ".conf");
+    std::ifstream in(file, std::ios::binary);
+    if (!in) {
+        throw std::runtime_error("no app file " + file.string());
+    }
+    std::stringstream buf;
+    buf << in.rdbuf();
+    ctl::parse_result r = ctl::parse_app_file(file.string(), buf.str());
+    if (!r.app) {
+        print_errors(r.errors);
+        throw std::runtime_error(file.string() + " has errors (ondemandctl check)");
+    }
+    return *r.app;
+}
+
+struct status_row {
+    std::string app, state, unit;
+};
+
+std::vector<status_row> query_status(const globals& g) {
+    ctl::helper_client c(g.socket);
+    proto::message m;
+    m.kind = proto::verb::status;
+    c.send(m);
+    std::vector<status_row> rows;
+    for (;;) {
+        auto line = c.read_line(5s);
+        if (!line) {
+            throw std::runtime_error("helperd did not answer STATUS within 5 s");
+        }
+        proto::parse_result r = proto::parse(*line);
+        if (!r.ok) {
+            throw std::runtime_error(std::string("helperd sent a bad line: ") + r.error);
+        }
+        if (r.msg.kind == proto::verb::end) {
+            return rows;
+        }
+        if (r.msg.kind == proto::verb::error) {
+            throw std::runtime_error("helperd: " + std::string(r.msg.text));
+        }
+        if (r.msg.kind == proto::verb::app) {
+            rows.push_back({std::string(r.msg.app), std::string(r.msg.state),
+                            std::string(r.msg.unit)});
+        }
+    }
+}
+
+int cmd_status(const globals& g, bool json) {
+    std::vector<status_row> rows = query_status(g);
+    // Apps that have a file but that helperd has not handled yet (no request since it started).
+    std::map<std::string, status_row> by_app;
+    for (auto& r : rows) {
+        by_app[r.app] = r;
+    }
+    if (fs::is_directory(g.apps_dir)) {
+        for (const auto& a : ctl::load_apps_dir(g.apps_dir).apps) {
+            by_app.emplace(a.name, status_row{a.name, "cold", a.unit()});
+        }
+    }
+    if (json) {
+        nlohmann::json out = nlohmann::json::array();
+        for (const auto& [name, r] : by_app) {
+            // since, last_activity, starts, failures: not in helperd's STATUS answer yet.
+            out.push_back({{"app", r.app}, {"state", r.state}, {"unit", r.unit},
+                           {"since", nullptr}, {"last_activity", nullptr},
+                           {"starts", nullptr}, {"failures", nullptr}});
+        }
+        std::cout << out.dump(2) << "\n";
+        return 0;
+    }
+    std::size_t w_app = 3, w_state = 5;
+    for (const auto& [name, r] : by_app) {
+        w_app = std::max(w_app, r.app.size());
+        w_state = std::max(w_state, r.state.size());
+    }
+    std::printf("%-*s  %-*s  %s\n", static_cast<int>(w_app), "APP", static_cast<int>(w_state),
+                "STATE", "UNIT");
+    for (const auto& [name, r] : by_app) {
+        std::printf("%-*s  %-*s  %s\n", static_cast<int>(w_app), r.app.c_str(),
+                    static_cast<int>(w_state), r.state.c_str(), r.unit.c_str());
+    }
+    return 0;
+}
+
+int cmd_list(const globals& g) {
+    ctl::dir_result d = ctl::load_apps_dir(g.apps_dir);
+    print_errors(d.errors);
+    std::printf("%-20s  %-14s  %-40s  %s\n", "APP", "KIND", "UNIT", "HOSTS");
+    for (const auto& a : d.apps) {
+        std::string hosts;
+        for (const auto& h : a.hosts) {
+            hosts += (hosts.empty() ? "" : " ") + h;
+        }
+        std::printf("%-20s  %-14s  %-40s  %s\n", a.name.c_str(),
+                    std::string(ctl::kind_name(a.kind)).c_str(), a.unit().c_str(), hosts.c_str());
+    }
+    return d.errors.empty() ? 0 : 1;
+}
+
+// Sends `m` and waits for the answer about m.app (other apps' pushes are skipped).
+proto::message await_answer(ctl::helper_client& c, const proto::message& m,
+                            std::chrono::milliseconds timeout, std::string& text) {
+    c.send(m);
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        auto line = left.count() > 0 ? c.read_line(left) : std::nullopt;
+        if (!line) {
+            throw std::runtime_error("no answer from helperd within " +
+                                     std::to_string(timeout.count()) + " ms");
+        }
+        proto::parse_result r = proto::parse(*line);
+        if (!r.ok) {
+            throw std::runtime_error(std::string("helperd sent a bad line: ") + r.error);
+        }
+        if (r.msg.kind == proto::verb::error) {
+            throw std::runtime_error("helperd: " + std::string(r.msg.text));
+        }
+        if (r.msg.app == m.app && r.msg.kind != proto::verb::down) {
+            text = std::string(r.msg.text);
+            return r.msg;
+        }
+    }
+}
+
+int cmd_start(const globals& g, const std::string& name) {
+    ctl::app_config a = load_app(g, name);
+    std::string unit = a.unit(), socket = g.socket_dir + "/" + a.name + "/app.sock";
+    proto::message m;
+    m.kind = proto::verb::start;
+    m.app = a.name;
+    m.gen = 1;
+    m.unit = unit;
+    m.ready = a.ready;
+    m.timeout_ms = time_ms(a.start_timeout, 30'000);
+    m.socket = socket;
+    ctl::helper_client c(g.socket);
+    auto t0 = std::chrono::steady_clock::now();
+    std::string text;
+    proto::message r = await_answer(c, m, std::chrono::milliseconds(m.timeout_ms) + 5s, text);
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  std::chrono::steady_clock::now() - t0)
+                  .count();
+    if (r.kind == proto::verb::ready) {
+        std::printf("%s: ready after %lld ms (%s)\n", a.name.c_str(), static_cast<long long>(ms),
+                    unit.c_str());
+        return 0;
+    }
+    std::fprintf(stderr, "%s: failed to start (%s): %s\n", a.name.c_str(), unit.c_str(),
+                 text.c_str());
+    return 1;
+}
+
+int cmd_stop(const globals& g, const std::string& name) {
+    ctl::app_config a = load_app(g, name);
+    std::string unit = a.unit();
+    proto::message m;
+    m.kind = proto::verb::stop;
+    m.app = a.name;
+    m.gen = 1;
+    m.unit = unit;
+    ctl::helper_client c(g.socket);
+    std::string text;
+    proto::message r = await_answer(c, m, 60s, text);
+    if (r.kind == proto::verb::stopped) {
+        std::printf("%s: stopped (%s)\n", a.name.c_str(), unit.c_str());
+        return 0;
+    }
+    std::fprintf(stderr, "%s: failed to stop (%s): %s\n", a.name.c_str(), unit.c_str(),
+                 text.c_str());
+    return 1;
+}
+
+int cmd_gen_nginx(const globals& g, const std::string& output, const std::string& variable) {
+    ctl::dir_result d = ctl::load_apps_dir(g.apps_dir);
+    if (!d.errors.empty()) {
+        print_errors(d.errors);
+        std::cerr << "gen-nginx: nothing written: fix the app files first\n";
+        return 1;
+    }
+    ctl::gen_options opts;
+    opts.socket_dir = g.socket_dir;
+    opts.variable = variable;
+    opts.source = g.apps_dir;
+    std::string text = ctl::gen_nginx(d.apps, opts);
+    if (output.empty() || output == "-") {
+        std::cout << text;
+        return 0;
+    }
+    // Atomically: nginx never reads a half-written include.
+    std::string tmp = output + ".tmp." + std::to_string(::getpid());
+    {
+        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+        out << text;
+        out.close();
+        if (!out) {
+            std::remove(tmp.c_str());
+            throw std::runtime_error("cannot write " + tmp);
+        }
+    }
+    std::error_code ec;
+    fs::rename(tmp, output, ec);
+    if (ec) {
+        std::remove(tmp.c_str());
+        throw std::runtime_error("cannot rename " + tmp + " to " + output + ": " + ec.message());
+    }
+    std::cerr << "gen-nginx: wrote " << output << " (" << d.apps.size() << " apps)\n";
+    return 0;
+}
+
+int cmd_check(const globals& g, const std::vector<std::string>& files) {
+    std::vector<ctl::diagnostic> errors;
+    std::size_t ok = 0;
+    if (files.empty()) {
+        ctl::dir_result d = ctl::load_apps_dir(g.apps_dir);
+        errors = d.errors;
+        ok = d.apps.size();
+    } else {
+        for (const auto& f : files) {
+            std::ifstream in(f, std::ios::binary);
+            if (!in) {
+                errors.push_back({f, 0, "", "cannot read the file"});
+                continue;
+            }
+            std::stringstream buf;
+            buf << in.rdbuf();
+            ctl::parse_result r = ctl::parse_app_file(f, buf.str());
+            errors.insert(errors.end(), r.errors.begin(), r.errors.end());
+            ok += r.app ? 1 : 0;
+        }
+    }
+    print_errors(errors);
+    std::printf("%zu app file(s) OK, %zu error(s)\n", ok, errors.size());
+    return errors.empty() ? 0 : 1;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"ondemandctl: look at and drive ondemand's apps (docs/units.md)"};
+    app.require_subcommand(1);
+    globals g;
+    app.add_option("--socket", g.socket, "helperd's socket ($ONDEMAND_HELPERD_SOCKET)")
+        ->capture_default_str();
+    app.add_option("--apps-dir", g.apps_dir, "the app files ($ONDEMAND_APPS_DIR)")
+        ->capture_default_str();
+    app.add_option("--socket-dir", g.socket_dir,
+                   "where the apps' sockets are: DIR/APP/app.sock ($ONDEMAND_SOCKET_DIR)")
+        ->capture_default_str();
+
+    bool json = false;
+    auto* status = app.add_subcommand("status", "what helperd knows of each app");
+    status->add_flag("--json", json, "JSON instead of a table");
+    auto* list = app.add_subcommand("list", "the app files: name, kind, unit, hosts");
+    std::string start_app, stop_app;
+    auto* start = app.add_subcommand("start", "start an app now and wait until it is ready");
+    start->add_option("APP", start_app, "the app's name")->required();
+    auto* stop = app.add_subcommand("stop", "stop an app now");
+    stop->add_option("APP", stop_app, "the app's name")->required();
+    std::string output, variable = "app";
+    auto* gen = app.add_subcommand("gen-nginx", "write the nginx include for the app files");
+    gen->add_option("-o,--output", output, "file to write (atomically); default stdout");
+    gen->add_option("--variable", variable, "the map's variable: map $host $VARIABLE")
+        ->capture_default_str();
+    std::vector<std::string> files;
+    auto* check = app.add_subcommand("check", "validate app files (default: all in --apps-dir)");
+    check->add_option("FILE", files, "app files to check");
+
+    CLI11_PARSE(app, argc, argv);
+    try {
+        if (*status) {
+            return cmd_status(g, json);
+        }
+        if (*list) {
+            return cmd_list(g);
+        }
+        if (*start) {
+            return cmd_start(g, start_app);
+        }
+        if (*stop) {
+            return cmd_stop(g, stop_app);
+        }
+        if (*gen) {
+            if (!proto::valid_app_name(variable) || variable.find_first_of(".-") != std::string::npos) {
+                std::cerr << "ondemandctl: --variable: letters, digits and _ only\n";
+                return 2;
+            }
+            return cmd_gen_nginx(g, output, variable);
+        }
+        if (*check) {
+            return cmd_check(g, files);
+        }
+    } catch (const std::exception& e) {
+        std::cerr << "ondemandctl: " << e.what() << "\n";
+        return 1;
+    }
+    return 2;
+}
