@@ -333,6 +333,7 @@ int cmd_check(const globals& g, const std::vector<std::string>& files) {
 int main(int argc, char** argv) {
     CLI::App app{"ondemandctl: look at and drive ondemand's apps (docs/units.md)"};
     app.require_subcommand(1);
+    app.fallthrough(); // global options may follow the subcommand
     globals g;
     app.add_option("--socket", g.socket, "helperd's socket ($ONDEMAND_HELPERD_SOCKET)")
         ->capture_default_str();
