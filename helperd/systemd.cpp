@@ -199,7 +199,8 @@ int systemd_manager::properties_changed_thunk(sd_bus_message* m, void* self,
     return 0;
 }
 
-void systemd_manager::job_call(const char* method, const std::string& unit, stop_handler done) {
+void systemd_manager::job_call(const char* method, const std::string& unit,
+                               const stop_handler& done) {
     sd_bus_message* raw = nullptr;
     int r = sd_bus_message_new_method_call(bus_.get(), &raw, destination, manager_path,
                                            manager_interface, method);
@@ -239,11 +240,11 @@ void systemd_manager::start_unit(const std::string& unit, job_handler done) {
              });
 }
 
-void systemd_manager::stop_unit(const std::string& unit, stop_handler done) {
-    job_call("StopUnit", unit, std::move(done));
+void systemd_manager::stop_unit(const std::string& unit, const stop_handler& done) {
+    job_call("StopUnit", unit, done);
 }
 
-void systemd_manager::read_unit_state(const std::string& unit, state_handler done) {
+void systemd_manager::read_unit_state(const std::string& unit, const state_handler& done) {
     std::string path = unit_object_path(unit);
     sd_bus_message* raw = nullptr;
     int r = sd_bus_message_new_method_call(bus_.get(), &raw, destination, path.c_str(),

@@ -42,11 +42,11 @@ class systemd_manager {
     // `no_such_unit` tells the error apart that means "not loaded".
     using stop_handler =
         std::function<void(const std::string& job, const std::string& error, bool no_such_unit)>;
-    void stop_unit(const std::string& unit, stop_handler done);
+    void stop_unit(const std::string& unit, const stop_handler& done);
 
     using state_handler = std::function<void(const unit_state& state, const std::string& error)>;
     // All properties of the unit (Properties.GetAll with no interface), reduced to unit_state.
-    void read_unit_state(const std::string& unit, state_handler done);
+    void read_unit_state(const std::string& unit, const state_handler& done);
 
     // JobRemoved(id, job, unit, result)
     std::function<void(std::string_view job, std::string_view unit, std::string_view result)>
@@ -56,7 +56,7 @@ class systemd_manager {
     std::function<void(std::string_view path, std::string_view state)> on_active_state;
 
   private:
-    void job_call(const char* method, const std::string& unit, stop_handler done);
+    void job_call(const char* method, const std::string& unit, const stop_handler& done);
     static int job_removed_thunk(sd_bus_message* m, void* self, sd_bus_error* error);
     static int properties_changed_thunk(sd_bus_message* m, void* self, sd_bus_error* error);
 

@@ -42,6 +42,7 @@ int remaining_ms(clock::time_point deadline) {
 
 std::vector<char*> c_argv(std::vector<std::string>& args) {
     std::vector<char*> out;
+    out.reserve(args.size() + 1);
     for (std::string& a : args) {
         out.push_back(a.data());
     }

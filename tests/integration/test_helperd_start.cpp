@@ -108,6 +108,7 @@ TEST_F(HelperdTest, HundredConcurrentStartsMakeOneStartUnit) {
     constexpr int clients = 5;
     constexpr int per_client = 20;
     std::vector<std::unique_ptr<line_client>> cs;
+    cs.reserve(clients);
     for (int i = 0; i < clients; ++i) {
         cs.push_back(connect());
     }
