@@ -13,7 +13,7 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 
 .PHONY: all deps build helperd module test unit-test integration-test e2e-test demo bench \
-        format lint clean
+        format lint clean install uninstall
 
 all: build
 
@@ -53,6 +53,13 @@ test: deps build
 
 demo: deps build
 	scripts/demo
+
+# PREFIX and DESTDIR aware; copies files only (docs/install.md says what to run next).
+install: build
+	PREFIX=$(PREFIX) DESTDIR=$(DESTDIR) scripts/install.sh install
+
+uninstall:
+	PREFIX=$(PREFIX) DESTDIR=$(DESTDIR) scripts/install.sh uninstall
 
 bench: deps build
 	bench/run
