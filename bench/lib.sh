@@ -89,6 +89,13 @@ stop_all_bg() {
 # RSS of a PID in KiB.
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 
+# CPU time (ns) the PIDs have spent on a CPU so far (/proc/PID/schedstat, all threads).
+cpu_ns() {
+  local p t=0
+  for p in "$@"; do t=$(( t + $(cut -d' ' -f1 "/proc/$p/schedstat" 2>/dev/null || echo 0) )); done
+  echo "$t"
+}
+
 # Child PIDs of a PID (nginx workers of a master).
 children() { cat /proc/"$1"/task/*/children 2>/dev/null | tr ' ' '\n' | grep -E '^[0-9]+$' || true; }
 

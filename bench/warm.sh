@@ -7,8 +7,13 @@
 #   od-ka       nginx + ondemand (app warm), `keepalive 32`
 #   chain-noka  nginx -> systemd-socket-activate + systemd-socket-proxyd -> the app
 #   chain-ka    the same with `keepalive 32` from nginx to the proxy
-# Each round runs every variant once, in a rotated order (A B C.., B C.. A, ...): throughput
-# with wrk -c$WARM_CONNS, then latency with wrk -c1 (a lone client: service time, no queueing).
+# The machine is shared and noisy, so the variants alternate in short slices: each round runs
+# every variant once, in a rotated order (A B C.., B C.. A, ...), for WARM_TPUT_S seconds of
+# throughput (wrk -c$WARM_CONNS) and WARM_LAT_S seconds of latency (wrk -c1: a lone client, so
+# service time without queueing); comparisons pair the slices of one round. Each throughput
+# slice also records the CPU time the nginx worker (and, for the chain, systemd-socket-proxyd)
+# spent (/proc/PID/schedstat), i.e. the work per request, which other load on the machine
+# disturbs far less than throughput.
 
 section_warm() {
   local rounds=$WARM_ROUNDS tput_s=$WARM_TPUT_S lat_s=$WARM_LAT_S conns=$WARM_CONNS
@@ -64,16 +69,24 @@ section_warm() {
     wrk_run "${port[$v]}" "$conns" 1 >/dev/null
   done
 
-  local r i n=${#variants[@]} line
+  local -A cpu_pids
+  cpu_pids[plain-noka]=$(nginx_workers warm-plain) cpu_pids[plain-ka]=${cpu_pids[plain-noka]}
+  cpu_pids[chain-noka]="${cpu_pids[plain-noka]} $(bg_pid chain-warm)" cpu_pids[chain-ka]=${cpu_pids[chain-noka]}
+  if [ "$HAVE_OD" = 1 ]; then
+    cpu_pids[od-noka]=$(nginx_workers warm-od) cpu_pids[od-ka]=${cpu_pids[od-noka]}
+  fi
+  local r i n=${#variants[@]} line c0 c1
   for (( r = 1; r <= rounds; r++ )); do
     for (( i = 0; i < n; i++ )); do
       v=${variants[$(( (i + r - 1) % n ))]}
+      c0=$(cpu_ns ${cpu_pids[$v]})
       line=$(wrk_run "${port[$v]}" "$conns" "$tput_s") || line='{}'
-      emit warm "\"variant\":\"$v\",\"round\":$r,\"kind\":\"throughput\",\"conns\":$conns,\"wrk\":$line"
+      c1=$(cpu_ns ${cpu_pids[$v]})
+      emit warm "\"variant\":\"$v\",\"round\":$r,\"kind\":\"throughput\",\"conns\":$conns,\"cpu_ns\":$(( c1 - c0 )),\"load1\":$(cut -d' ' -f1 /proc/loadavg),\"wrk\":$line"
       line=$(wrk_run "${port[$v]}" 1 "$lat_s") || line='{}'
       emit warm "\"variant\":\"$v\",\"round\":$r,\"kind\":\"latency\",\"conns\":1,\"wrk\":$line"
     done
-    blog "warm: round $r/$rounds done"
+    (( r % 5 == 0 || r == rounds )) && blog "warm: round $r/$rounds done"
   done
 
   [ "$HAVE_OD" = 1 ] && nginx_stop warm-od

@@ -91,22 +91,32 @@ def warm(rep, raw):
     for r in recs:
         by.setdefault((r["variant"], r["kind"]), {})[r["round"]] = r["wrk"]
     variants = [v for v in WARM_NAMES if (v, "throughput") in by]
+    tput_s = next((r["wrk"].get("duration_us", 0) / 1e6 for r in recs if r["kind"] == "throughput"), 0)
+    loads = [r["load1"] for r in recs if "load1" in r]
     rep.p("## 1. Warm path", "",
-          f"One app process (ondemand-testapp, `GET /`, HTTP/1.1) behind each variant; every variant "
-          f"runs once per round, {rounds} rounds, in rotated order (A B C…, B C… A, …). Throughput: "
-          f"`wrk -t1 -c{conns}`; latency: `wrk -t1 -c1` (one client, so it is the time to serve a "
-          f"request, not queueing). nginx runs one worker. Median (min–max) over the rounds.", "")
+          f"One app process (ondemand-testapp, `GET /`, HTTP/1.1) behind each variant; nginx runs one "
+          f"worker. The variants alternate in short slices: every variant runs once per round, {rounds} "
+          f"rounds, in rotated order (A B C…, B C… A, …); a slice is {tput_s:.0f} s of throughput "
+          f"(`wrk -t1 -c{conns}`) then 1 s of latency (`wrk -t1 -c1`: one client, so the time to serve "
+          f"a request, not queueing). *CPU/request* is the CPU time of the nginx worker (for the chain: "
+          f"plus systemd-socket-proxyd) per request in the throughput slices (`/proc/PID/schedstat`): "
+          f"the work each variant does, which other load on the machine disturbs far less than req/s. "
+          f"Median (min–max) over the rounds."
+          + (f" The machine was shared with other work during the run: 1-minute load average "
+             f"{mr(loads, 1)} on 2 cores." if loads else ""), "")
     rows = []
     for v in variants:
         t = by[(v, "throughput")]
         l = by.get((v, "latency"), {})
         errs = sum(w.get("err_connect", 0) + w.get("err_read", 0) + w.get("err_write", 0) +
                    w.get("err_status", 0) + w.get("err_timeout", 0) for w in list(t.values()) + list(l.values()))
-        rows.append([WARM_NAMES[v], mr([w.get("rps") for w in t.values()], 0),
+        cpu = [rr["cpu_ns"] / rr["wrk"]["requests"] / 1000 for rr in recs
+               if rr["variant"] == v and rr["kind"] == "throughput" and rr.get("cpu_ns") and rr["wrk"].get("requests")]
+        rows.append([WARM_NAMES[v], mr([w.get("rps") for w in t.values()], 0), mr(cpu, 2),
                      mr([w.get("p50_us") for w in t.values()], 0), mr([w.get("p99_us") for w in t.values()], 0),
                      mr([w.get("p50_us") for w in l.values()], 0), mr([w.get("p99_us") for w in l.values()], 0),
                      errs])
-    rep.table(["variant", "req/s", f"p50 µs (c{conns})", f"p99 µs (c{conns})", "p50 µs (c1)",
+    rep.table(["variant", "req/s", "CPU µs/request", f"p50 µs (c{conns})", f"p99 µs (c{conns})", "p50 µs (c1)",
                "p99 µs (c1)", "errors"], rows)
 
     def paired(a, b, kind, key, op):
@@ -124,12 +134,19 @@ def warm(rep, raw):
         p50 = paired(od, plain, "latency", "p50_us", diff)
         p99 = paired(od, plain, "latency", "p99_us", diff)
         p99l = paired(od, plain, "throughput", "p99_us", diff)
+        cpu = {}
+        for x in recs:
+            if x["kind"] == "throughput" and x.get("cpu_ns") and x["wrk"].get("requests"):
+                cpu[(x["variant"], x["round"])] = x["cpu_ns"] / x["wrk"]["requests"] / 1000
+        dcpu = [cpu[(od, r)] - cpu[(plain, r)] for r in range(1, rounds + 1) if (od, r) in cpu and (plain, r) in cpu]
+        if dcpu:
+            rep.res["warm_cpu_added_us" + suffix] = round(med(dcpu), 3)
         rep.res["warm_rps_ratio_vs_proxy_pass" + suffix] = round(med(rr), 4)
         rep.res["warm_p50_added_us" + suffix] = med(p50)
         rep.res["warm_p99_added_us" + suffix] = med(p99)
         rep.res["warm_rps_ondemand" + suffix] = med([w["rps"] for w in by[(od, "throughput")].values()])
         rep.res["warm_rps_proxy_pass" + suffix] = med([w["rps"] for w in by[(plain, "throughput")].values()])
-        comp.append([label, mr([x * 100 for x in rr], 1) + " %", mr(p50, 0), mr(p99, 0), mr(p99l, 0)])
+        comp.append([label, mr([x * 100 for x in rr], 1) + " %", mr(dcpu, 2), mr(p50, 0), mr(p99, 0), mr(p99l, 0)])
         rep.targets.append((f"warm throughput vs proxy_pass ({label})", ">= 97 %",
                             f"{med(rr) * 100:.1f} %", med(rr) >= 0.97, ""))
         rep.targets.append((f"warm p99 added ({label}, c1)", "<= 50 µs", f"{med(p99):.0f} µs",
@@ -140,7 +157,7 @@ def warm(rep, raw):
             rep.res["warm_chain_p99_added_us" + suffix] = med(paired(ch, plain, "latency", "p99_us", diff))
     if comp:
         rep.p("ondemand against plain `proxy_pass`, paired within each round:", "")
-        rep.table(["upstream keepalive", "req/s ratio", "p50 added µs (c1)", "p99 added µs (c1)",
+        rep.table(["upstream keepalive", "req/s ratio", "CPU µs/request added", "p50 added µs (c1)", "p99 added µs (c1)",
                    f"p99 added µs (c{conns})"], comp)
     else:
         rep.p("_ondemand variants were not measured in this run (helperd was not built)._", "")
