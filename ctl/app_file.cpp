@@ -13,8 +13,8 @@ namespace ondemand::ctl {
 namespace {
 
 constexpr std::string_view known_keys[] = {
-    "KIND", "IMAGE", "CMD", "ARGS", "PULL", "EXEC", "HOSTS", "READY",
-    "START_TIMEOUT", "IDLE_TIMEOUT", "QUEUE", "FAILED_STATUS",
+    "KIND",  "IMAGE", "CMD",           "ARGS",         "PULL",  "EXEC",
+    "HOSTS", "READY", "START_TIMEOUT", "IDLE_TIMEOUT", "QUEUE", "FAILED_STATUS",
 };
 
 bool is_known_key(std::string_view k) {
@@ -41,7 +41,9 @@ std::string_view trim(std::string_view s) {
     return s;
 }
 
-bool is_container(app_kind k) { return k != app_kind::exec; }
+bool is_container(app_kind k) {
+    return k != app_kind::exec;
+}
 
 } // namespace
 
@@ -59,11 +61,16 @@ std::string diagnostic::to_string() const {
 
 std::string_view kind_name(app_kind k) {
     switch (k) {
-    case app_kind::podman: return "podman";
-    case app_kind::podman_simple: return "podman-simple";
-    case app_kind::podman_systemd: return "podman-systemd";
-    case app_kind::docker: return "docker";
-    case app_kind::exec: return "exec";
+    case app_kind::podman:
+        return "podman";
+    case app_kind::podman_simple:
+        return "podman-simple";
+    case app_kind::podman_systemd:
+        return "podman-systemd";
+    case app_kind::docker:
+        return "docker";
+    case app_kind::exec:
+        return "exec";
     }
     return "podman";
 }
@@ -80,11 +87,16 @@ std::optional<app_kind> parse_kind(std::string_view name) {
 
 std::string_view unit_template(app_kind k) {
     switch (k) {
-    case app_kind::podman: return "ondemand-podman";
-    case app_kind::podman_simple: return "ondemand-podman-simple";
-    case app_kind::podman_systemd: return "ondemand-podman-systemd";
-    case app_kind::docker: return "ondemand-docker";
-    case app_kind::exec: return "ondemand-exec";
+    case app_kind::podman:
+        return "ondemand-podman";
+    case app_kind::podman_simple:
+        return "ondemand-podman-simple";
+    case app_kind::podman_systemd:
+        return "ondemand-podman-systemd";
+    case app_kind::docker:
+        return "ondemand-docker";
+    case app_kind::exec:
+        return "ondemand-exec";
     }
     return "ondemand-podman";
 }
@@ -162,8 +174,9 @@ parse_result parse_app_file(const std::string& path, std::string_view text) {
     name.resize(name.size() - 5);
     if (!proto::valid_app_name(name)) {
         error(0, "",
-              "\"" + name + "\" is not a valid app name (1-64 of A-Z a-z 0-9 _ . -, not "
-              "starting with . or -)");
+              "\"" + name +
+                  "\" is not a valid app name (1-64 of A-Z a-z 0-9 _ . -, not "
+                  "starting with . or -)");
         return res;
     }
 
@@ -186,8 +199,9 @@ parse_result parse_app_file(const std::string& path, std::string_view text) {
             continue;
         }
         if (line.back() == '\\') {
-            error(lineno, "", "line continuations (a trailing \\) are not supported: put the "
-                              "value on one line");
+            error(lineno, "",
+                  "line continuations (a trailing \\) are not supported: put the "
+                  "value on one line");
             continue;
         }
         std::size_t eq = line.find('=');
@@ -236,7 +250,8 @@ parse_result parse_app_file(const std::string& path, std::string_view text) {
             app.kind = *kind;
         } else {
             error(at("KIND"), "KIND",
-                  "\"" + *k + "\" is not one of podman, podman-simple, podman-systemd, docker, exec");
+                  "\"" + *k +
+                      "\" is not one of podman, podman-simple, podman-systemd, docker, exec");
         }
     } else if (get("EXEC") != nullptr && get("IMAGE") == nullptr) {
         app.kind = app_kind::exec;
@@ -252,19 +267,20 @@ parse_result parse_app_file(const std::string& path, std::string_view text) {
             app.image = *v;
         }
         if (get("EXEC") != nullptr) {
-            error(at("EXEC"), "EXEC",
-                  "only for KIND=exec; a container's command is CMD");
+            error(at("EXEC"), "EXEC", "only for KIND=exec; a container's command is CMD");
         }
         if (const std::string* v = get("PULL")) {
             if (*v != "never" && *v != "missing" && *v != "always" && *v != "newer") {
-                error(at("PULL"), "PULL", "\"" + *v + "\" is not one of never, missing, always, newer");
+                error(at("PULL"), "PULL",
+                      "\"" + *v + "\" is not one of never, missing, always, newer");
             }
             app.pull = *v;
         }
         for (const auto& [key, line] : line_of) {
             if (!is_known_key(key)) {
-                error(line, key, "unknown key (known: KIND IMAGE CMD ARGS PULL HOSTS READY "
-                                 "START_TIMEOUT IDLE_TIMEOUT QUEUE FAILED_STATUS)");
+                error(line, key,
+                      "unknown key (known: KIND IMAGE CMD ARGS PULL HOSTS READY "
+                      "START_TIMEOUT IDLE_TIMEOUT QUEUE FAILED_STATUS)");
             }
         }
     } else {
@@ -305,7 +321,8 @@ parse_result parse_app_file(const std::string& path, std::string_view text) {
                    app.kind != app_kind::podman_systemd) {
             error(at("READY"), "READY",
                   std::string("notify needs a Type=notify unit (KIND=podman or podman-systemd), "
-                              "not KIND=") + std::string(kind_name(app.kind)));
+                              "not KIND=") +
+                      std::string(kind_name(app.kind)));
         } else {
             app.ready = *v;
         }
@@ -321,8 +338,9 @@ parse_result parse_app_file(const std::string& path, std::string_view text) {
         }
     }
     if (const std::string* v = get("QUEUE")) {
-        bool digits = !v->empty() && v->size() <= 9 &&
-                      std::all_of(v->begin(), v->end(), [](char c) { return c >= '0' && c <= '9'; });
+        bool digits =
+            !v->empty() && v->size() <= 9 &&
+            std::all_of(v->begin(), v->end(), [](char c) { return c >= '0' && c <= '9'; });
         if (!digits || *v == "0" || v->front() == '0') {
             error(at("QUEUE"), "QUEUE", "\"" + *v + "\" is not a positive number");
         } else {

@@ -9,7 +9,8 @@ std::string gen_nginx(const std::vector<app_config>& apps, const gen_options& op
         out += " from " + opts.source;
     }
     out += "; do not edit.\n";
-    out += "# Include it inside http { } after ondemand_zone and ondemand_helper, then route with\n";
+    out +=
+        "# Include it inside http { } after ondemand_zone and ondemand_helper, then route with\n";
     out += "#   location / { ondemand_app $" + opts.variable + "; proxy_pass http://$" +
            opts.variable + "; }\n\n";
     for (const app_config& a : apps) {

@@ -11,7 +11,7 @@
 namespace ondemand::ctl {
 
 class helper_client {
-public:
+  public:
     // Connects to helperd's unix socket; throws std::runtime_error with a clear message.
     explicit helper_client(const std::string& socket_path);
     ~helper_client();
@@ -22,7 +22,7 @@ public:
     // The next line (without '\n'), or nullopt when `timeout` passes; throws on EOF or errors.
     std::optional<std::string> read_line(std::chrono::milliseconds timeout);
 
-private:
+  private:
     int fd_ = -1;
     std::string path_;
     std::string buf_;

@@ -65,14 +65,29 @@ std::uint64_t time_ms(const std::string& t, std::uint64_t fallback) {
             ++i;
         } else {
             switch (c) {
-            case 's': unit = 1000; break;
-            case 'm': unit = 60'000; break;
-            case 'h': unit = 3'600'000; break;
-            case 'd': unit = 86'400'000; break;
-            case 'w': unit = 7 * 86'400'000ULL; break;
-            case 'M': unit = 30 * 86'400'000ULL; break;
-            case 'y': unit = 365 * 86'400'000ULL; break;
-            default: break;
+            case 's':
+                unit = 1000;
+                break;
+            case 'm':
+                unit = 60'000;
+                break;
+            case 'h':
+                unit = 3'600'000;
+                break;
+            case 'd':
+                unit = 86'400'000;
+                break;
+            case 'w':
+                unit = 7 * 86'400'000ULL;
+                break;
+            case 'M':
+                unit = 30 * 86'400'000ULL;
+                break;
+            case 'y':
+                unit = 365 * 86'400'000ULL;
+                break;
+            default:
+                break;
             }
         }
         total += n * unit;
@@ -132,8 +147,8 @@ std::vector<status_row> query_status(const globals& g) {
             throw std::runtime_error("helperd: " + std::string(r.msg.text));
         }
         if (r.msg.kind == proto::verb::app) {
-            rows.push_back({std::string(r.msg.app), std::string(r.msg.state),
-                            std::string(r.msg.unit)});
+            rows.push_back(
+                {std::string(r.msg.app), std::string(r.msg.state), std::string(r.msg.unit)});
         }
     }
 }
@@ -154,9 +169,13 @@ int cmd_status(const globals& g, bool json) {
         nlohmann::json out = nlohmann::json::array();
         for (const auto& [name, r] : by_app) {
             // since, last_activity, starts, failures: not in helperd's STATUS answer yet.
-            out.push_back({{"app", r.app}, {"state", r.state}, {"unit", r.unit},
-                           {"since", nullptr}, {"last_activity", nullptr},
-                           {"starts", nullptr}, {"failures", nullptr}});
+            out.push_back({{"app", r.app},
+                           {"state", r.state},
+                           {"unit", r.unit},
+                           {"since", nullptr},
+                           {"last_activity", nullptr},
+                           {"starts", nullptr},
+                           {"failures", nullptr}});
         }
         std::cout << out.dump(2) << "\n";
         return 0;
@@ -232,9 +251,9 @@ int cmd_start(const globals& g, const std::string& name) {
     auto t0 = std::chrono::steady_clock::now();
     std::string text;
     proto::message r = await_answer(c, m, std::chrono::milliseconds(m.timeout_ms) + 5s, text);
-    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                  std::chrono::steady_clock::now() - t0)
-                  .count();
+    auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+            .count();
     if (r.kind == proto::verb::ready) {
         std::printf("%s: ready after %lld ms (%s)\n", a.name.c_str(), static_cast<long long>(ms),
                     unit.c_str());
@@ -376,7 +395,8 @@ int main(int argc, char** argv) {
             return cmd_stop(g, stop_app);
         }
         if (*gen) {
-            if (!proto::valid_app_name(variable) || variable.find_first_of(".-") != std::string::npos) {
+            if (!proto::valid_app_name(variable) ||
+                variable.find_first_of(".-") != std::string::npos) {
                 std::cerr << "ondemandctl: --variable: letters, digits and _ only\n";
                 return 2;
             }

@@ -10,8 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 
-extern "C" int sd_notify(int unset_environment, const char* state)
-{
+extern "C" int sd_notify(int unset_environment, const char* state) {
     const char* path = std::getenv("NOTIFY_SOCKET");
     int result = 0;
     if (path != nullptr && state != nullptr && (path[0] == '/' || path[0] == '@')) {

@@ -93,36 +93,35 @@ TEST(CtlAppFile, CommentsBlankLinesQuotesAndSpaces) {
 
 TEST(CtlAppFile, ErrorsNameFileLineAndKey) {
     parse_result r = parse_app_file("/etc/ondemand/apps/bad.conf",
-                                    "KIND=dockr\n"         // 1
-                                    "IMAGE=a b\n"          // 2
-                                    "READY=sometimes\n"    // 3
-                                    "START_TIMEOUT=3x\n"   // 4
-                                    "FOO=1\n"              // 5
-                                    "just words\n"         // 6
-                                    "IMAGE=again\n"        // 7
-                                    "QUEUE=0\n"            // 8
-                                    "FAILED_STATUS=500\n"  // 9
+                                    "KIND=dockr\n"                 // 1
+                                    "IMAGE=a b\n"                  // 2
+                                    "READY=sometimes\n"            // 3
+                                    "START_TIMEOUT=3x\n"           // 4
+                                    "FOO=1\n"                      // 5
+                                    "just words\n"                 // 6
+                                    "IMAGE=again\n"                // 7
+                                    "QUEUE=0\n"                    // 8
+                                    "FAILED_STATUS=500\n"          // 9
                                     "HOSTS=ok.example bad_host!\n" // 10
-                                    "CMD=\"unterminated\n" // 11
-                                    "EXEC=/bin/x\n");      // 12
+                                    "CMD=\"unterminated\n"         // 11
+                                    "EXEC=/bin/x\n");              // 12
     EXPECT_FALSE(r.app);
     std::string all = errors_of(r);
     EXPECT_NE(all.find("/etc/ondemand/apps/bad.conf:1: KIND: \"dockr\" is not one of"),
-              std::string::npos) << all;
-    EXPECT_NE(all.find("bad.conf:2: IMAGE: an image name has no spaces"), std::string::npos)
+              std::string::npos)
         << all;
+    EXPECT_NE(all.find("bad.conf:2: IMAGE: an image name has no spaces"), std::string::npos) << all;
     EXPECT_NE(all.find("bad.conf:3: READY:"), std::string::npos) << all;
     EXPECT_NE(all.find("bad.conf:4: START_TIMEOUT: \"3x\" is not a time"), std::string::npos)
         << all;
     EXPECT_NE(all.find("bad.conf:5: FOO: unknown key"), std::string::npos) << all;
     EXPECT_NE(all.find("bad.conf:6: expected KEY=VALUE"), std::string::npos) << all;
-    EXPECT_NE(all.find("bad.conf:7: IMAGE: set twice (first on line 2)"), std::string::npos)
-        << all;
+    EXPECT_NE(all.find("bad.conf:7: IMAGE: set twice (first on line 2)"), std::string::npos) << all;
     EXPECT_NE(all.find("bad.conf:8: QUEUE:"), std::string::npos) << all;
-    EXPECT_NE(all.find("bad.conf:9: FAILED_STATUS: must be 502 or 503"), std::string::npos)
-        << all;
+    EXPECT_NE(all.find("bad.conf:9: FAILED_STATUS: must be 502 or 503"), std::string::npos) << all;
     EXPECT_NE(all.find("bad.conf:10: HOSTS: \"bad_host!\" is not a valid host name"),
-              std::string::npos) << all;
+              std::string::npos)
+        << all;
     EXPECT_NE(all.find("bad.conf:11: CMD: unterminated quote"), std::string::npos) << all;
     EXPECT_NE(all.find("bad.conf:12: EXEC: only for KIND=exec"), std::string::npos) << all;
     // sorted by line
@@ -177,8 +176,7 @@ TEST(CtlAppFile, HostNames) {
                           "localhost", "app01.localhost"}) {
         EXPECT_TRUE(valid_host_name(h)) << h;
     }
-    for (const char* h : {"", ".", "a..b", "a.b.", "exa mple", "ex!ample", "*", "*.",
-                          "a.*.b"}) {
+    for (const char* h : {"", ".", "a..b", "a.b.", "exa mple", "ex!ample", "*", "*.", "a.*.b"}) {
         EXPECT_FALSE(valid_host_name(h)) << h;
     }
 }
@@ -187,9 +185,7 @@ TEST(CtlAppFile, DirectoryDuplicateHostsAndBadFiles) {
     namespace fs = std::filesystem;
     fs::path dir = fs::temp_directory_path() / ("ondemand-ctl-test-" + std::to_string(::getpid()));
     fs::create_directories(dir);
-    auto write = [&](const char* name, const char* text) {
-        std::ofstream(dir / name) << text;
-    };
+    auto write = [&](const char* name, const char* text) { std::ofstream(dir / name) << text; };
     write("b.conf", "IMAGE=i\nHOSTS=b.example a.example\n");
     write("a.conf", "IMAGE=i\nHOSTS=a.example\n");
     write("c.conf", "KIND=nope\n");
@@ -202,7 +198,8 @@ TEST(CtlAppFile, DirectoryDuplicateHostsAndBadFiles) {
         all += e.to_string() + "\n";
     }
     EXPECT_NE(all.find("b.conf:2: HOSTS: host \"a.example\" is already claimed by "),
-              std::string::npos) << all;
+              std::string::npos)
+        << all;
     EXPECT_NE(all.find("c.conf:1: KIND:"), std::string::npos) << all;
     fs::remove_all(dir);
 
