@@ -18,6 +18,10 @@ std::string_view phase_name(app_phase phase) {
         return "stopped";
     case app_phase::failed:
         return "failed";
+    case app_phase::freezing:
+        return "freezing";
+    case app_phase::frozen:
+        return "frozen";
     }
     return "unknown";
 }
@@ -42,6 +46,8 @@ app_core::start_decision app_core::on_start(waiter w, start_params params) {
     case app_phase::starting:
         break;
     case app_phase::stopping:
+    case app_phase::freezing:
+        // A stop or freeze runs: the start follows it (stop_finished, freeze_finished).
         if (!start_queued_) {
             start_queued_ = true;
             start_gen_ = 0;
@@ -50,11 +56,13 @@ app_core::start_decision app_core::on_start(waiter w, start_params params) {
         decision = start_decision::after_stop;
         break;
     case app_phase::ready:
+    case app_phase::frozen:
     case app_phase::unknown:
     case app_phase::stopped:
     case app_phase::failed:
-        decision =
-            phase_ == app_phase::ready ? start_decision::check_active : start_decision::start_unit;
+        decision = phase_ == app_phase::ready    ? start_decision::check_active
+                   : phase_ == app_phase::frozen ? start_decision::thaw_unit
+                                                 : start_decision::start_unit;
         begin_attempt(app_phase::starting);
         start_gen_ = 0;
         unit_ = params.unit;
@@ -72,6 +80,7 @@ app_core::wait_decision app_core::on_wait(waiter w, steady_time now) {
     case app_phase::starting:
         break;
     case app_phase::stopping:
+    case app_phase::freezing:
         if (!start_queued_) {
             pending_.push_back({w, now + pending_wait_limit});
             return wait_decision::pending;
@@ -87,6 +96,7 @@ app_core::wait_decision app_core::on_wait(waiter w, steady_time now) {
         return wait_decision::pending;
     case app_phase::unknown:
     case app_phase::stopped:
+    case app_phase::frozen: // the START that thaws it is coming
         pending_.push_back({w, now + pending_wait_limit});
         return wait_decision::pending;
     }
@@ -110,12 +120,59 @@ app_core::stop_decision app_core::on_stop(waiter w, std::string unit,
         if (phase_ == app_phase::starting) {
             canceled = std::move(start_waiters_);
             start_waiters_.clear();
+        } else if (phase_ == app_phase::freezing) {
+            // The stop replaces the freeze: its waiters and a start queued behind it are off.
+            canceled = std::move(stop_waiters_);
+            stop_waiters_.clear();
+            if (start_queued_) {
+                start_queued_ = false;
+                canceled.insert(canceled.end(), start_waiters_.begin(), start_waiters_.end());
+                start_waiters_.clear();
+            }
         }
         begin_attempt(app_phase::stopping);
         unit_ = std::move(unit);
     }
     stop_waiters_.push_back(w);
     return decision;
+}
+
+app_core::freeze_decision app_core::on_freeze(waiter w, std::string unit) {
+    switch (phase_) {
+    case app_phase::freezing:
+        stop_waiters_.push_back(w);
+        return freeze_decision::joined;
+    case app_phase::starting:
+    case app_phase::stopping:
+        return freeze_decision::refused;
+    case app_phase::ready:
+    case app_phase::frozen:
+    case app_phase::unknown:
+    case app_phase::stopped:
+    case app_phase::failed:
+        break;
+    }
+    begin_attempt(app_phase::freezing);
+    unit_ = std::move(unit);
+    stop_waiters_.push_back(w);
+    return freeze_decision::freeze_unit;
+}
+
+app_core::freeze_outcome app_core::freeze_finished(std::uint64_t attempt, bool frozen) {
+    freeze_outcome out;
+    if (attempt != attempt_ || phase_ != app_phase::freezing) {
+        return out;
+    }
+    phase_ = frozen ? app_phase::frozen : app_phase::ready;
+    out.waiters = std::move(stop_waiters_);
+    stop_waiters_.clear();
+    if (start_queued_) {
+        start_queued_ = false;
+        begin_attempt(app_phase::starting);
+        unit_ = params_.unit;
+        out.start_next = frozen ? start_decision::thaw_unit : start_decision::check_active;
+    }
+    return out;
 }
 
 std::vector<waiter> app_core::start_succeeded(std::uint64_t attempt) {
@@ -160,7 +217,7 @@ app_core::stop_outcome app_core::stop_finished(std::uint64_t attempt) {
 }
 
 bool app_core::went_down() {
-    if (phase_ != app_phase::ready) {
+    if (phase_ != app_phase::ready && phase_ != app_phase::frozen) {
         return false;
     }
     phase_ = app_phase::stopped;

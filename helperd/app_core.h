@@ -38,6 +38,8 @@ enum class app_phase {
     stopping, // a stop attempt runs; a START meanwhile is queued behind it
     stopped,  // stopped by STOP, or went down by itself
     failed,   // the last start attempt failed
+    freezing, // a freeze attempt runs (FreezeUnit)
+    frozen,   // the unit is frozen (cgroup freezer): a START thaws it
 };
 
 std::string_view phase_name(app_phase phase);
@@ -50,6 +52,7 @@ class app_core {
     enum class start_decision {
         start_unit,   // a new attempt: call StartUnit
         check_active, // a new attempt for an app believed ready: verify it is still active
+        thaw_unit,    // a new attempt for a frozen app: call ThawUnit
         joined,       // an attempt is running; the waiter gets its outcome
         after_stop,   // a stop runs; the start follows it (see stop_outcome::start_next)
     };
@@ -63,6 +66,11 @@ class app_core {
         stop_unit, // a new attempt: call StopUnit
         joined,    // a stop runs; the waiter gets STOPPED with the others
     };
+    enum class freeze_decision {
+        freeze_unit, // a new attempt: call FreezeUnit
+        joined,      // a freeze runs; the waiter gets its outcome with the others
+        refused,     // starting or stopping: nothing to freeze (answer FAILED)
+    };
 
     explicit app_core(std::string name) : name_(std::move(name)) {}
 
@@ -75,14 +83,17 @@ class app_core {
     const start_params& params() const { return params_; }
     const std::string& last_failure() const { return last_failure_; }
     const std::vector<waiter>& start_waiters() const { return start_waiters_; }
+    // Waiters of the running stop or freeze.
     const std::vector<waiter>& stop_waiters() const { return stop_waiters_; }
     std::size_t pending_waiters() const { return pending_.size(); }
     bool start_queued() const { return start_queued_; }
 
     start_decision on_start(waiter w, start_params params);
     wait_decision on_wait(waiter w, steady_time now);
-    // `canceled` receives the waiters of a start that this STOP cancels (answer them FAILED).
+    // `canceled` receives the waiters of a start that this STOP cancels (answer them FAILED),
+    // or of a freeze it replaces.
     stop_decision on_stop(waiter w, std::string unit, std::vector<waiter>& canceled);
+    freeze_decision on_freeze(waiter w, std::string unit);
 
     // Outcomes of the current attempt. Each returns the waiters to answer; nothing when
     // `attempt` is stale or the phase does not match.
@@ -93,9 +104,17 @@ class app_core {
         bool start_next = false;     // a START came meanwhile: a new attempt began, StartUnit
     };
     stop_outcome stop_finished(std::uint64_t attempt);
+    // The freeze ended: frozen when it worked, ready again when it did not.
+    struct freeze_outcome {
+        std::vector<waiter> waiters; // answer FROZEN (or the freeze's failure)
+        // A START came meanwhile: a new attempt began, to be carried out like this decision
+        // (thaw_unit, or check_active when the freeze failed).
+        std::optional<start_decision> start_next;
+    };
+    freeze_outcome freeze_finished(std::uint64_t attempt, bool frozen);
 
-    // The unit left the active state while the app was ready and not being stopped: the app
-    // is stopped now. Returns true when DOWN is to be pushed.
+    // The unit left the active state while the app was ready or frozen and not being
+    // stopped: the app is stopped now. Returns true when DOWN is to be pushed.
     bool went_down();
 
     // Waits whose limit passed by `now`, removed (answer FAILED no-start-pending).

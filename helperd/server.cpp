@@ -186,6 +186,7 @@ void server::on_line(client_connection& client, std::string_view line) {
         send(client, make(proto::verb::error, {}, 0, r.error));
         return;
     }
+    log(log_level::debug, "client {}: {}", client.id(), line);
     if (shutting_down_) {
         if (r.msg.kind == proto::verb::start || r.msg.kind == proto::verb::wait) {
             send(client, make(proto::verb::failed, r.msg.app, r.msg.gen, "shutting-down"));
@@ -201,6 +202,9 @@ void server::on_line(client_connection& client, std::string_view line) {
         break;
     case proto::verb::stop:
         handle_stop(client, r.msg);
+        break;
+    case proto::verb::freeze:
+        handle_freeze(client, r.msg);
         break;
     case proto::verb::status:
         handle_status(client);
@@ -271,12 +275,12 @@ void server::handle_start(client_connection& client, const proto::message& m) {
     app_runtime& a = app(m.app);
     start_params params{std::string(m.unit), std::string(m.ready),
                         std::chrono::milliseconds(m.timeout_ms), std::string(m.socket)};
-    switch (a.core.on_start(w, std::move(params))) {
+    app_core::start_decision d = a.core.on_start(w, std::move(params));
+    switch (d) {
     case app_core::start_decision::start_unit:
-        begin_start(a, false);
-        break;
     case app_core::start_decision::check_active:
-        begin_start(a, true);
+    case app_core::start_decision::thaw_unit:
+        begin_start(a, d);
         break;
     case app_core::start_decision::joined:
         log({m.app, m.unit}, log_level::debug, "START {} gen {} from client {} joins the start",
@@ -326,6 +330,30 @@ void server::handle_stop(client_connection& client, const proto::message& m) {
     answer(canceled, proto::verb::failed, m.app, "canceled by STOP");
     if (d == app_core::stop_decision::stop_unit) {
         begin_stop(a);
+    }
+}
+
+void server::handle_freeze(client_connection& client, const proto::message& m) {
+    waiter w{client.id(), m.gen};
+    if (!rules_.units.allows(m.unit)) {
+        log({m.app, m.unit}, log_level::warning,
+            "client {} (pid {} uid {}): FREEZE {} refused: unit-not-allowed: {}", client.id(),
+            client.peer().pid, client.peer().uid, m.app, m.unit);
+        send(client,
+             make(proto::verb::failed, m.app, m.gen, fmt::format("unit-not-allowed: {}", m.unit)));
+        return;
+    }
+    app_runtime& a = app(m.app);
+    switch (a.core.on_freeze(w, std::string(m.unit))) {
+    case app_core::freeze_decision::freeze_unit:
+        begin_freeze(a);
+        break;
+    case app_core::freeze_decision::joined:
+        break;
+    case app_core::freeze_decision::refused:
+        send(client, make(proto::verb::failed, m.app, m.gen,
+                          fmt::format("cannot freeze: app is {}", phase_name(a.core.phase()))));
+        break;
     }
 }
 
@@ -379,7 +407,7 @@ void server::end_attempt(app_runtime& a) {
     a.explaining = false;
 }
 
-void server::begin_start(app_runtime& a, bool check_active_first) {
+void server::begin_start(app_runtime& a, app_core::start_decision how) {
     end_attempt(a);
     track_unit(a);
     std::uint64_t attempt = a.core.attempt();
@@ -397,7 +425,28 @@ void server::begin_start(app_runtime& a, bool check_active_first) {
         }
         start_failed(a, attempt, seen.empty() ? "timeout" : fmt::format("timeout: {}", seen));
     });
-    if (!check_active_first) {
+    if (how == app_core::start_decision::thaw_unit) {
+        log({a.core.name(), a.core.unit()}, log_level::info, "ThawUnit {} for app {}",
+            a.core.unit(), a.core.name());
+        systemd_.thaw_unit(a.core.unit(),
+                           [this, &a, attempt, alive = alive_](const std::string& error) {
+                               if (!*alive || !current(a, attempt, app_phase::starting)) {
+                                   return;
+                               }
+                               if (error.empty()) {
+                                   a.job_done = true;
+                                   start_succeeded(a, attempt);
+                                   return;
+                               }
+                               // Not frozen any more (thawed or stopped by someone else): start it
+                               // normally.
+                               log({a.core.name(), a.core.unit()}, log_level::info,
+                                   "ThawUnit {} failed: {}", a.core.unit(), error);
+                               call_start_unit(a, attempt);
+                           });
+        return;
+    }
+    if (how != app_core::start_decision::check_active) {
         call_start_unit(a, attempt);
         return;
     }
@@ -597,7 +646,38 @@ void server::stop_finished(app_runtime& a, std::uint64_t attempt, const std::str
         answer(out.waiters, proto::verb::failed, a.core.name(), sanitize(error));
     }
     if (out.start_next) {
-        begin_start(a, false);
+        begin_start(a, app_core::start_decision::start_unit);
+    }
+}
+
+void server::begin_freeze(app_runtime& a) {
+    end_attempt(a);
+    track_unit(a);
+    std::uint64_t attempt = a.core.attempt();
+    log({a.core.name(), a.core.unit()}, log_level::info, "FreezeUnit {} for app {}", a.core.unit(),
+        a.core.name());
+    systemd_.freeze_unit(a.core.unit(),
+                         [this, &a, attempt, alive = alive_](const std::string& error) {
+                             if (*alive && current(a, attempt, app_phase::freezing)) {
+                                 freeze_finished(a, attempt, error);
+                             }
+                         });
+}
+
+void server::freeze_finished(app_runtime& a, std::uint64_t attempt, const std::string& error) {
+    app_core::freeze_outcome out = a.core.freeze_finished(attempt, error.empty());
+    if (error.empty()) {
+        log({a.core.name(), a.core.unit()}, log_level::info, "app {} frozen (unit {})",
+            a.core.name(), a.core.unit());
+        answer(out.waiters, proto::verb::frozen, a.core.name());
+    } else {
+        log({a.core.name(), a.core.unit()}, log_level::warning, "app {} freeze failed: {}",
+            a.core.name(), error);
+        answer(out.waiters, proto::verb::failed, a.core.name(),
+               sanitize(fmt::format("freeze failed: {}", error)));
+    }
+    if (out.start_next) {
+        begin_start(a, *out.start_next);
     }
 }
 
@@ -630,6 +710,7 @@ void server::active_state_changed(app_runtime& a, std::string_view state) {
     bool running = state == "active" || state == "reloading";
     switch (a.core.phase()) {
     case app_phase::ready:
+    case app_phase::frozen:
         if (!running && a.core.went_down()) {
             log({a.core.name(), a.core.unit()}, log_level::warning, "app {} down: unit {} is {}",
                 a.core.name(), a.core.unit(), state);

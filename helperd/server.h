@@ -76,12 +76,14 @@ class server {
     void handle_start(client_connection& client, const proto::message& m);
     void handle_wait(client_connection& client, const proto::message& m);
     void handle_stop(client_connection& client, const proto::message& m);
+    void handle_freeze(client_connection& client, const proto::message& m);
     void handle_status(client_connection& client);
 
     app_runtime& app(std::string_view name);
     void track_unit(app_runtime& a);
     void end_attempt(app_runtime& a);
-    void begin_start(app_runtime& a, bool check_active_first);
+    // `how`: start_unit, check_active or thaw_unit.
+    void begin_start(app_runtime& a, app_core::start_decision how);
     void call_start_unit(app_runtime& a, std::uint64_t attempt);
     void start_job_finished(app_runtime& a, std::string_view result);
     void begin_readiness(app_runtime& a, std::uint64_t attempt);
@@ -91,6 +93,8 @@ class server {
     bool current(const app_runtime& a, std::uint64_t attempt, app_phase phase) const;
     void begin_stop(app_runtime& a);
     void stop_finished(app_runtime& a, std::uint64_t attempt, const std::string& error);
+    void begin_freeze(app_runtime& a);
+    void freeze_finished(app_runtime& a, std::uint64_t attempt, const std::string& error);
     void remember_job(app_runtime& a, const std::string& job);
 
     void on_job_removed(std::string_view job, std::string_view unit, std::string_view result);

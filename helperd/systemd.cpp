@@ -244,6 +244,37 @@ void systemd_manager::stop_unit(const std::string& unit, const stop_handler& don
     job_call("StopUnit", unit, done);
 }
 
+void systemd_manager::unit_call(const char* method, const std::string& unit,
+                                const done_handler& done) {
+    sd_bus_message* raw = nullptr;
+    int r = sd_bus_message_new_method_call(bus_.get(), &raw, destination, manager_path,
+                                           manager_interface, method);
+    message_ptr call(raw);
+    if (r >= 0) {
+        r = sd_bus_message_append(call.get(), "s", unit.c_str());
+    }
+    if (r >= 0) {
+        r = call_async(
+            bus_.get(), call.get(), [done](sd_bus_message* /*reply*/, const sd_bus_error* error) {
+                done(error != nullptr && sd_bus_error_is_set(error) ? describe_bus_error(error, 0)
+                                                                    : std::string());
+            });
+    }
+    if (r < 0) {
+        done(fmt::format("{}: {}", method, std::strerror(-r)));
+        return;
+    }
+    bus_.kick();
+}
+
+void systemd_manager::freeze_unit(const std::string& unit, const done_handler& done) {
+    unit_call("FreezeUnit", unit, done);
+}
+
+void systemd_manager::thaw_unit(const std::string& unit, const done_handler& done) {
+    unit_call("ThawUnit", unit, done);
+}
+
 void systemd_manager::read_unit_state(const std::string& unit, const state_handler& done) {
     std::string path = unit_object_path(unit);
     sd_bus_message* raw = nullptr;

@@ -44,6 +44,11 @@ class systemd_manager {
         std::function<void(const std::string& job, const std::string& error, bool no_such_unit)>;
     void stop_unit(const std::string& unit, const stop_handler& done);
 
+    // FreezeUnit / ThawUnit: systemd answers once the unit's cgroup is frozen / thawed.
+    using done_handler = std::function<void(const std::string& error)>;
+    void freeze_unit(const std::string& unit, const done_handler& done);
+    void thaw_unit(const std::string& unit, const done_handler& done);
+
     using state_handler = std::function<void(const unit_state& state, const std::string& error)>;
     // All properties of the unit (Properties.GetAll with no interface), reduced to unit_state.
     void read_unit_state(const std::string& unit, const state_handler& done);
@@ -57,6 +62,7 @@ class systemd_manager {
 
   private:
     void job_call(const char* method, const std::string& unit, const stop_handler& done);
+    void unit_call(const char* method, const std::string& unit, const done_handler& done);
     static int job_removed_thunk(sd_bus_message* m, void* self, sd_bus_error* error);
     static int properties_changed_thunk(sd_bus_message* m, void* self, sd_bus_error* error);
 

@@ -188,6 +188,36 @@ TEST_F(HelperdTest, StartDuringStopStartsAfterIt) {
     EXPECT_EQ(active_state(unit), "active");
 }
 
+TEST_F(HelperdTest, FreezeThawAndStopWhileFrozen) {
+    std::string unit = testapp_unit("ice", "");
+    start_helperd();
+    auto c = connect();
+    c->send(start_line("ice", 1, unit));
+    ASSERT_EQ(c->read_line(), "READY ice 1");
+    c->send("FREEZE ice 1 " + unit);
+    ASSERT_EQ(c->read_line(), "FROZEN ice 1");
+    std::string state;
+    run_program({"systemctl", "--user", "show", "-p", "FreezerState", "--value", unit}, &state);
+    EXPECT_EQ(state, "frozen\n");
+    c->send("STATUS");
+    EXPECT_EQ(c->read_line(), "APP ice frozen " + unit);
+    EXPECT_EQ(c->read_line(), "END");
+
+    c->send(start_line("ice", 2, unit));
+    EXPECT_EQ(c->read_line(), "READY ice 2");
+    EXPECT_EQ(count_log("ThawUnit " + unit), 1);
+    EXPECT_EQ(count_log("StartUnit " + unit), 1) << "thawed, not started again";
+    state.clear();
+    run_program({"systemctl", "--user", "show", "-p", "FreezerState", "--value", unit}, &state);
+    EXPECT_EQ(state, "running\n");
+
+    c->send("FREEZE ice 2 " + unit);
+    ASSERT_EQ(c->read_line(), "FROZEN ice 2");
+    c->send("STOP ice 2 " + unit);
+    EXPECT_EQ(c->read_line(), "STOPPED ice 2");
+    EXPECT_EQ(active_state(unit), "inactive");
+}
+
 TEST_F(HelperdTest, DownWhenAReadyUnitDies) {
     std::string unit = testapp_unit("dies", "");
     start_helperd();

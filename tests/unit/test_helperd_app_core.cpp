@@ -13,6 +13,7 @@ using testing::UnorderedElementsAre;
 using decision = app_core::start_decision;
 using wait_decision = app_core::wait_decision;
 using stop_decision = app_core::stop_decision;
+using freeze_decision = app_core::freeze_decision;
 
 namespace {
 
@@ -239,4 +240,76 @@ TEST(AppCore, PhaseNames) {
     EXPECT_EQ(phase_name(app_phase::stopping), "stopping");
     EXPECT_EQ(phase_name(app_phase::stopped), "stopped");
     EXPECT_EQ(phase_name(app_phase::failed), "failed");
+}
+
+TEST(AppCore, FreezeThenStartThaws) {
+    app_core app("blog");
+    app.on_start({1, 1}, params());
+    app.start_succeeded(app.attempt());
+    EXPECT_EQ(app.on_freeze({1, 1}, "ondemand-blog.service"), freeze_decision::freeze_unit);
+    EXPECT_EQ(app.phase(), app_phase::freezing);
+    EXPECT_EQ(app.on_freeze({2, 1}, "ondemand-blog.service"), freeze_decision::joined);
+    auto out = app.freeze_finished(app.attempt(), true);
+    EXPECT_THAT(out.waiters, ElementsAre(waiter{1, 1}, waiter{2, 1}));
+    EXPECT_FALSE(out.start_next);
+    EXPECT_EQ(app.phase(), app_phase::frozen);
+    EXPECT_EQ(app.on_wait({3, 2}, t0), wait_decision::pending) << "the thawing START comes";
+    EXPECT_EQ(app.on_start({1, 2}, params()), decision::thaw_unit);
+    EXPECT_THAT(app.start_succeeded(app.attempt()),
+                UnorderedElementsAre(waiter{1, 2}, waiter{3, 2}));
+}
+
+TEST(AppCore, FailedFreezeLeavesTheAppReady) {
+    app_core app("blog");
+    app.on_start({1, 1}, params());
+    app.start_succeeded(app.attempt());
+    app.on_freeze({1, 1}, "ondemand-blog.service");
+    auto out = app.freeze_finished(app.attempt(), false);
+    EXPECT_THAT(out.waiters, ElementsAre(waiter{1, 1}));
+    EXPECT_EQ(app.phase(), app_phase::ready);
+}
+
+TEST(AppCore, StartDuringFreezeFollowsIt) {
+    app_core app("blog");
+    app.on_start({1, 1}, params());
+    app.start_succeeded(app.attempt());
+    app.on_freeze({1, 1}, "ondemand-blog.service");
+    std::uint64_t freeze_attempt = app.attempt();
+    EXPECT_EQ(app.on_start({2, 2}, params()), decision::after_stop);
+    auto out = app.freeze_finished(freeze_attempt, true);
+    ASSERT_TRUE(out.start_next);
+    EXPECT_EQ(*out.start_next, decision::thaw_unit);
+    EXPECT_EQ(app.phase(), app_phase::starting);
+    EXPECT_THAT(app.start_succeeded(app.attempt()), ElementsAre(waiter{2, 2}));
+
+    app.on_freeze({1, 3}, "ondemand-blog.service");
+    app.on_start({2, 4}, params());
+    out = app.freeze_finished(app.attempt(), false);
+    ASSERT_TRUE(out.start_next);
+    EXPECT_EQ(*out.start_next, decision::check_active) << "the freeze failed: still running";
+}
+
+TEST(AppCore, FreezeIsRefusedWhileStartingOrStopping) {
+    app_core app("blog");
+    app.on_start({1, 1}, params());
+    EXPECT_EQ(app.on_freeze({1, 1}, "ondemand-blog.service"), freeze_decision::refused);
+    std::vector<waiter> canceled;
+    app.on_stop({1, 1}, "ondemand-blog.service", canceled);
+    EXPECT_EQ(app.on_freeze({1, 1}, "ondemand-blog.service"), freeze_decision::refused);
+}
+
+TEST(AppCore, StopOfAFrozenAppAndDownWhileFrozen) {
+    app_core app("blog");
+    app.on_start({1, 1}, params());
+    app.start_succeeded(app.attempt());
+    app.on_freeze({1, 1}, "ondemand-blog.service");
+    app.freeze_finished(app.attempt(), true);
+    EXPECT_TRUE(app.went_down()) << "a frozen unit that dies is DOWN too";
+
+    app.on_start({1, 2}, params());
+    app.start_succeeded(app.attempt());
+    app.on_freeze({1, 2}, "ondemand-blog.service");
+    std::vector<waiter> canceled;
+    EXPECT_EQ(app.on_stop({2, 2}, "ondemand-blog.service", canceled), stop_decision::stop_unit);
+    EXPECT_THAT(canceled, ElementsAre(waiter{1, 2})) << "the stop replaces the freeze";
 }
