@@ -349,7 +349,9 @@ int cmd_check(const globals& g, const std::vector<std::string>& files) {
 
 } // namespace
 
-int main(int argc, char** argv) {
+namespace {
+
+int run(int argc, char** argv) {
     CLI::App app{"ondemandctl: look at and drive ondemand's apps (docs/units.md)"};
     app.require_subcommand(1);
     app.fallthrough(); // global options may follow the subcommand
@@ -410,4 +412,20 @@ int main(int argc, char** argv) {
         return 1;
     }
     return 2;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    // Nothing may escape main: CLI11 and the standard library can throw (e.g. bad_alloc).
+    try {
+        return run(argc, argv);
+    } catch (const std::exception& e) {
+        std::fputs("ondemandctl: ", stderr);
+        std::fputs(e.what(), stderr);
+        std::fputs("\n", stderr);
+    } catch (...) {
+        std::fputs("ondemandctl: unexpected error\n", stderr);
+    }
+    return 1;
 }
