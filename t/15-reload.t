@@ -14,11 +14,13 @@ sandbox_up();
 install_app('blog');
 install_app('late', delay_ms => 1500);
 install_app('orphan', delay_ms => 1500);
+install_app('held', delay_ms => 1500);
 start_helperd();
 
 my %conf = (http => <<"EOF2");
     upstream blog { server unix:${\ app_socket('blog')}; ondemand unit=${\ app_unit('blog')}; }
     upstream late { server unix:${\ app_socket('late')}; ondemand unit=${\ app_unit('late')}; }
+    upstream held { server unix:${\ app_socket('held')}; ondemand unit=${\ app_unit('held')}; }
     upstream orphan { server unix:${\ app_socket('orphan')}; ondemand unit=${\ app_unit('orphan')} start_timeout=20s; }
     server {
         listen 127.0.0.1:${\ nginx_port()};
@@ -38,6 +40,20 @@ is($after->{headers}{'x-pid'}, $r->{headers}{'x-pid'}, 'after reload: the same a
 is(count_log_lines(helperd_log(), qr/\b(START|WAIT)\b/, from => $from), 0,
     'after reload: served warm, helperd not asked');
 is(helperd_start_units(app_unit('blog')), 1, 'after reload: still one StartUnit');
+
+# -- a reload while a request is held: the old worker finishes it
+{
+    my $pid = fork();
+    if ($pid == 0) {
+        my $res = http_get(nginx_port(), '/', headers => { 'X-App' => 'held' }, timeout => 30);
+        exit(($res->{status} // 0) == 200 ? 0 : 1);
+    }
+    ok(wait_log_line(helperd_log(), qr/StartUnit \Q${\ app_unit('held')}\E/, timeout => 10),
+        'a request is held');
+    reload_nginx(%conf);
+    waitpid($pid, 0);
+    is($? >> 8, 0, 'reload while held: the request was answered 200');
+}
 
 # -- the worker that owns a start dies: the start is not lost, the next request is served
 {
