@@ -1,4 +1,5 @@
 // ondemand-helperd: see docs/helperd.md.
+#include "config.h"
 #include "listener.h"
 #include "log.h"
 #include "options.h"
@@ -8,10 +9,13 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <fmt/format.h>
 #include <systemd/sd-daemon.h>
 
+#include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <exception>
 #include <unistd.h>
 
@@ -19,8 +23,96 @@ namespace {
 
 namespace asio = boost::asio;
 using namespace ondemand::helperd;
+using namespace std::chrono_literals;
 
-int run(const options& opts) {
+// The settings in force: the config file (if any) under the flags. Prints every problem of the
+// file and returns nothing when there is one.
+std::optional<options> effective_options(const options& command_line) {
+    if (command_line.config_path.empty()) {
+        return command_line;
+    }
+    config_result file = load_config(command_line.config_path);
+    for (const std::string& e : file.errors) {
+        log(log_level::error, "config {}: {}", command_line.config_path, e);
+    }
+    if (!file.ok()) {
+        return std::nullopt;
+    }
+    return merge_config(command_line, file.values);
+}
+
+access_rules rules_of(const options& o) {
+    return access_rules{unit_allowlist(o.allow_units), peer_policy(o.allow_uids, o.allow_gids)};
+}
+
+// STATUS= for systemctl status: refreshed when it changes, checked once a second.
+class status_reporter {
+  public:
+    status_reporter(asio::io_context& io, const server& service) : timer_(io), service_(service) {}
+
+    void start() {
+        report();
+        timer_.expires_after(1s);
+        timer_.async_wait([this](boost::system::error_code ec) {
+            if (!ec) {
+                start();
+            }
+        });
+    }
+    void stop() { timer_.cancel(); }
+
+  private:
+    void report() {
+        std::string text = fmt::format(
+            "{} clients; apps: {} ready, {} starting, {} frozen, {} failed",
+            service_.client_count(), service_.app_count(app_phase::ready),
+            service_.app_count(app_phase::starting), service_.app_count(app_phase::frozen),
+            service_.app_count(app_phase::failed));
+        if (text != last_) {
+            last_ = text;
+            sd_notify(0, fmt::format("STATUS={}", text).c_str());
+        }
+    }
+
+    asio::steady_timer timer_;
+    const server& service_;
+    std::string last_;
+};
+
+// WATCHDOG=1 at half the interval systemd asks for (WatchdogSec=), from the event loop: a
+// stuck loop misses it and systemd restarts helperd.
+class watchdog {
+  public:
+    explicit watchdog(asio::io_context& io) : timer_(io) {}
+
+    void start() {
+        std::uint64_t usec = 0;
+        if (sd_watchdog_enabled(0, &usec) <= 0 || usec == 0) {
+            return;
+        }
+        interval_ = std::chrono::microseconds(usec / 2);
+        log(log_level::info, "watchdog: WATCHDOG=1 every {} ms",
+            std::chrono::duration_cast<std::chrono::milliseconds>(interval_).count());
+        tick();
+    }
+    void stop() { timer_.cancel(); }
+
+  private:
+    void tick() {
+        sd_notify(0, "WATCHDOG=1");
+        timer_.expires_after(interval_);
+        timer_.async_wait([this](boost::system::error_code ec) {
+            if (!ec) {
+                tick();
+            }
+        });
+    }
+
+    asio::steady_timer timer_;
+    std::chrono::microseconds interval_{0};
+};
+
+int run(const options& command_line, options opts) {
     asio::io_context io;
     bus_driver bus(io, open_bus(opts.bus));
     systemd_manager systemd(bus, opts.bus.peer_to_peer);
@@ -31,11 +123,10 @@ int run(const options& opts) {
         listener.activated ? std::string("the socket passed by systemd") : opts.socket,
         listener.activated ? "socket activation" : fmt::format("mode {:04o}", opts.socket_mode));
 
-    server service(io,
-                   access_rules{unit_allowlist(opts.allow_units),
-                                peer_policy(opts.allow_uids, opts.allow_gids)},
-                   systemd);
+    server service(io, rules_of(opts), systemd);
     service.serve(listener.fd);
+    status_reporter status(io, service);
+    watchdog dog(io);
 
     int exit_code = 0;
     bool stopping = false;
@@ -45,7 +136,8 @@ int run(const options& opts) {
         }
         stopping = true;
         exit_code = code;
-        sd_notify(0, "STOPPING=1");
+        sd_notify(0, "STOPPING=1\nSTATUS=shutting down");
+        status.stop();
         service.shutdown([&io] { io.stop(); });
     };
     bus.on_failure = [&](const std::string& why) {
@@ -54,8 +146,8 @@ int run(const options& opts) {
         stop(1);
     };
 
-    asio::signal_set signals(io, SIGTERM, SIGINT);
-    signals.async_wait([&](boost::system::error_code ec, int sig) {
+    asio::signal_set terminate(io, SIGTERM, SIGINT);
+    terminate.async_wait([&](boost::system::error_code ec, int sig) {
         if (!ec) {
             log(log_level::info, "received {}, shutting down",
                 sig == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -63,9 +155,47 @@ int run(const options& opts) {
         }
     });
 
-    sd_notify(0, "READY=1\nSTATUS=serving");
+    // SIGHUP: re-read the config file; the allowlist, peer rules and log level change at once.
+    asio::signal_set hangup(io, SIGHUP);
+    std::function<void()> wait_hangup = [&] {
+        hangup.async_wait([&](boost::system::error_code ec, int) {
+            if (ec) {
+                return;
+            }
+            sd_notify(0, "RELOADING=1");
+            log(log_level::info, "received SIGHUP, reloading {}",
+                command_line.config_path.empty() ? std::string("(no config file)")
+                                                 : command_line.config_path);
+            if (std::optional<options> fresh = effective_options(command_line)) {
+                if (fresh->socket != opts.socket || fresh->bus.type != opts.bus.type ||
+                    fresh->bus.address != opts.bus.address ||
+                    fresh->socket_mode != opts.socket_mode) {
+                    log(log_level::warning,
+                        "socket, socket_mode and bus changes take effect at the next restart");
+                }
+                set_log_level(fresh->level);
+                service.set_rules(rules_of(*fresh));
+                opts.allow_units = fresh->allow_units;
+                opts.allow_uids = fresh->allow_uids;
+                opts.allow_gids = fresh->allow_gids;
+                log(log_level::info, "reloaded: {} unit glob(s), {} uid(s), {} gid(s)",
+                    unit_allowlist(opts.allow_units).globs().size(), opts.allow_uids.size(),
+                    opts.allow_gids.size());
+            } else {
+                log(log_level::error, "reload failed: keeping the settings in force");
+            }
+            sd_notify(0, "READY=1");
+            wait_hangup();
+        });
+    };
+    wait_hangup();
+
+    sd_notify(0, "READY=1");
+    status.start();
+    dog.start();
     log(log_level::info, "ready");
     io.run();
+    dog.stop();
     if (!listener.activated) {
         ::unlink(opts.socket.c_str());
     }
@@ -81,10 +211,24 @@ int main(int argc, char** argv) {
     if (!parsed.opts) {
         return parsed.exit_code;
     }
-    set_log_level(parsed.opts->level);
+    const options& command_line = *parsed.opts;
+    set_log_level(command_line.level);
     init_log_target();
+    std::optional<options> opts = effective_options(command_line);
+    if (command_line.check_config) {
+        if (!opts) {
+            return 1;
+        }
+        std::printf("%s: OK\n",
+                    command_line.config_path.empty() ? "flags" : command_line.config_path.c_str());
+        return 0;
+    }
+    if (!opts) {
+        return 1;
+    }
+    set_log_level(opts->level);
     try {
-        return run(*parsed.opts);
+        return run(command_line, *opts);
     } catch (const std::exception& e) {
         log(log_level::error, "{}", e.what());
         return 1;

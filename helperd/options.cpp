@@ -58,8 +58,9 @@ parsed_options parse_command_line(int argc, char** argv) {
     CLI::App app{"ondemand-helperd: starts and stops ondemand's app units for nginx, through "
                  "systemd"};
     app.set_version_flag("--version", std::string("ondemand-helperd 0.1"));
-    app.add_option("--socket", o.socket,
-                   "unix socket to listen on (unless systemd passes one: socket activation)");
+    auto* socket =
+        app.add_option("--socket", o.socket,
+                       "unix socket to listen on (unless systemd passes one: socket activation)");
     bool use_user = false;
     bool use_system = false;
     bool use_p2p = false;
@@ -72,22 +73,26 @@ parsed_options parse_command_line(int argc, char** argv) {
     p2p->needs(bus);
     user->excludes(system)->excludes(bus);
     system->excludes(bus);
-    app.add_option("--allow-unit", o.allow_units,
-                   "glob of units helperd may start and stop (repeatable; default "
-                   "ondemand-*.service)");
+    auto* allow_units =
+        app.add_option("--allow-unit", o.allow_units,
+                       "glob of units helperd may start and stop (repeatable; default "
+                       "ondemand-*.service)");
     std::vector<std::string> uids;
     std::vector<std::string> gids;
-    app.add_option("--allow-uid", uids,
-                   "peer uid (or user name) allowed to connect (repeatable; default: anyone "
-                   "who can open the socket)");
-    app.add_option("--allow-gid", gids, "peer gid (or group name) allowed to connect (repeatable)");
+    auto* allow_uids =
+        app.add_option("--allow-uid", uids,
+                       "peer uid (or user name) allowed to connect (repeatable; default: anyone "
+                       "who can open the socket)");
+    auto* allow_gids = app.add_option("--allow-gid", gids,
+                                      "peer gid (or group name) allowed to connect (repeatable)");
     std::string mode = "0660";
-    app.add_option("--socket-mode", mode, "file mode of the socket helperd binds")
-        ->capture_default_str();
+    auto* socket_mode =
+        app.add_option("--socket-mode", mode, "file mode of the socket helperd binds")
+            ->capture_default_str();
     std::string level = "info";
-    app.add_option("--log-level", level, "debug, info, warning or error")
-        ->capture_default_str()
-        ->check(CLI::IsMember({"debug", "info", "warning", "error"}));
+    auto* log_level_flag = app.add_option("--log-level", level, "debug, info, warning or error")
+                               ->capture_default_str()
+                               ->check(CLI::IsMember({"debug", "info", "warning", "error"}));
     app.add_option("--config", o.config_path, "TOML config file (flags override it)");
     app.add_flag("--check-config", o.check_config,
                  "check the config file and the flags, report every problem, and exit");
@@ -107,6 +112,13 @@ parsed_options parse_command_line(int argc, char** argv) {
         fmt::print(stderr, "ondemand-helperd: {}\n", e.what());
         return {std::nullopt, 2};
     }
+    o.given.socket = socket->count() > 0;
+    o.given.bus = use_user || use_system || bus->count() > 0;
+    o.given.allow_units = allow_units->count() > 0;
+    o.given.allow_uids = allow_uids->count() > 0;
+    o.given.allow_gids = allow_gids->count() > 0;
+    o.given.socket_mode = socket_mode->count() > 0;
+    o.given.level = log_level_flag->count() > 0;
     if (use_user) {
         o.bus.type = bus_address::kind::user;
     } else if (*bus) {
@@ -117,6 +129,33 @@ parsed_options parse_command_line(int argc, char** argv) {
         o.bus.type = bus_address::kind::system;
     }
     return {std::move(o), 0};
+}
+
+options merge_config(const options& command_line, const config_values& file) {
+    options o = command_line;
+    const options::given_flags& given = command_line.given;
+    if (!given.socket && file.socket) {
+        o.socket = *file.socket;
+    }
+    if (!given.bus && file.bus) {
+        o.bus = *file.bus;
+    }
+    if (!given.allow_units && file.allow_units) {
+        o.allow_units = *file.allow_units;
+    }
+    if (!given.allow_uids && file.allow_uids) {
+        o.allow_uids = *file.allow_uids;
+    }
+    if (!given.allow_gids && file.allow_gids) {
+        o.allow_gids = *file.allow_gids;
+    }
+    if (!given.socket_mode && file.socket_mode) {
+        o.socket_mode = *file.socket_mode;
+    }
+    if (!given.level && file.level) {
+        o.level = *file.level;
+    }
+    return o;
 }
 
 } // namespace ondemand::helperd

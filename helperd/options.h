@@ -2,6 +2,7 @@
 #ifndef ONDEMAND_HELPERD_OPTIONS_H
 #define ONDEMAND_HELPERD_OPTIONS_H
 
+#include "config.h"
 #include "log.h"
 #include "sdbus.h"
 
@@ -23,7 +24,21 @@ struct options {
     log_level level = log_level::info;
     std::string config_path;
     bool check_config = false;
+
+    // Which settings the command line gave (they override the config file).
+    struct given_flags {
+        bool socket = false;
+        bool bus = false;
+        bool allow_units = false;
+        bool allow_uids = false;
+        bool allow_gids = false;
+        bool socket_mode = false;
+        bool level = false;
+    } given;
 };
+
+// The settings in force: defaults, then the config file, then the flags given.
+options merge_config(const options& command_line, const config_values& file);
 
 // Parses argv. Returns the options, or an exit code when parsing ended the run (--help, errors;
 // the message is printed).

@@ -131,7 +131,7 @@ bool line_client::wait_closed(std::chrono::milliseconds limit) {
 
 // ---- processes --------------------------------------------------------------------------------
 
-int run_program(const std::vector<std::string>& argv, std::string* output) {
+int run_program(const std::vector<std::string>& argv, std::string* output, bool with_stderr) {
     std::vector<std::string> args = argv;
     std::vector<char*> cargs = c_argv(args);
     int pipefd[2] = {-1, -1};
@@ -142,6 +142,9 @@ int run_program(const std::vector<std::string>& argv, std::string* output) {
             return -1;
         }
         posix_spawn_file_actions_adddup2(&actions, pipefd[1], STDOUT_FILENO);
+        if (with_stderr) {
+            posix_spawn_file_actions_adddup2(&actions, pipefd[1], STDERR_FILENO);
+        }
     }
     pid_t pid = -1;
     int r = posix_spawnp(&pid, cargs[0], &actions, nullptr, cargs.data(), environ);
@@ -246,7 +249,8 @@ std::string HelperdTest::start_line(const std::string& app, std::uint64_t gen,
            std::to_string(timeout_ms) + " " + socket_path(app);
 }
 
-void HelperdTest::start_helperd(const std::vector<std::string>& flags, bool test_allowlist) {
+void HelperdTest::start_helperd(const std::vector<std::string>& flags, bool test_allowlist,
+                                const std::vector<std::string>& extra_env) {
     // helperd says READY=1 on this datagram socket once it listens (as under Type=notify).
     std::string notify_path = dir_ + "/notify.sock";
     notify_fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -267,12 +271,14 @@ void HelperdTest::start_helperd(const std::vector<std::string>& flags, bool test
     for (char** e = environ; *e != nullptr; ++e) {
         std::string_view v(*e);
         if (v.starts_with("NOTIFY_SOCKET=") || v.starts_with("LISTEN_FDS=") ||
-            v.starts_with("LISTEN_PID=") || v.starts_with("JOURNAL_STREAM=")) {
+            v.starts_with("LISTEN_PID=") || v.starts_with("JOURNAL_STREAM=") ||
+            v.starts_with("WATCHDOG_")) {
             continue;
         }
         env_strings.emplace_back(v);
     }
     env_strings.push_back("NOTIFY_SOCKET=" + notify_path);
+    env_strings.insert(env_strings.end(), extra_env.begin(), extra_env.end());
     std::vector<char*> cenv = c_argv(env_strings);
 
     std::string log_path = dir_ + "/helperd.log";
@@ -286,16 +292,31 @@ void HelperdTest::start_helperd(const std::vector<std::string>& flags, bool test
     ASSERT_EQ(r, 0) << std::strerror(r);
     helperd_pid_ = pid;
 
-    auto deadline = clock::now() + 10s;
-    std::string got;
-    while (got.find("READY=1") == std::string::npos) {
+    ASSERT_TRUE(wait_notification("READY=1", 10s))
+        << "helperd did not notify READY=1 within 10 s; log:\n"
+        << helperd_log();
+}
+
+bool HelperdTest::wait_notification(const std::string& needle, std::chrono::milliseconds limit) {
+    auto deadline = clock::now() + limit;
+    for (;;) {
         pollfd p{notify_fd_, POLLIN, 0};
         int n = ::poll(&p, 1, remaining_ms(deadline));
-        ASSERT_GT(n, 0) << "helperd did not notify READY=1 within 10 s; log:\n" << helperd_log();
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return false;
+        }
         char buf[4096];
         ssize_t len = ::recv(notify_fd_, buf, sizeof(buf), 0);
-        if (len > 0) {
-            got.assign(buf, static_cast<std::size_t>(len));
+        if (len <= 0) {
+            continue;
+        }
+        std::string message(buf, static_cast<std::size_t>(len));
+        notifications_.push_back(message);
+        if (message.find(needle) != std::string::npos) {
+            return true;
         }
     }
 }

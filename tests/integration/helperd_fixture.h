@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
@@ -41,7 +42,9 @@ class line_client {
 };
 
 // Runs a program to completion; returns its exit status (-1 if it did not run or exit).
-int run_program(const std::vector<std::string>& argv, std::string* output = nullptr);
+// `output` gets its stdout (and its stderr with `with_stderr`).
+int run_program(const std::vector<std::string>& argv, std::string* output = nullptr,
+                bool with_stderr = false);
 
 class HelperdTest : public ::testing::Test {
   protected:
@@ -60,7 +63,11 @@ class HelperdTest : public ::testing::Test {
 
     // Starts helperd with these extra flags; waits for its READY=1 (sd_notify). Unless
     // `test_allowlist` is false, it may start the tests' units (--allow-unit ondemand-it-*).
-    void start_helperd(const std::vector<std::string>& flags = {}, bool test_allowlist = true);
+    void start_helperd(const std::vector<std::string>& flags = {}, bool test_allowlist = true,
+                       const std::vector<std::string>& extra_env = {});
+    // Waits for an sd_notify datagram from helperd containing `needle` (all are kept in
+    // notifications_).
+    bool wait_notification(const std::string& needle, std::chrono::milliseconds limit = 10s);
     // SIGTERM; returns the exit status.
     int stop_helperd();
     std::unique_ptr<line_client> connect();
@@ -75,6 +82,7 @@ class HelperdTest : public ::testing::Test {
     std::vector<std::string> units_;
     int helperd_pid_ = -1;
     int notify_fd_ = -1;
+    std::vector<std::string> notifications_;
 };
 
 } // namespace ondemand::testing

@@ -1,0 +1,41 @@
+// helperd's TOML config file (--config): the same settings as the flags. Flags given on the
+// command line override the file; SIGHUP re-reads it. See docs/helperd.md for the keys.
+#ifndef ONDEMAND_HELPERD_CONFIG_H
+#define ONDEMAND_HELPERD_CONFIG_H
+
+#include "log.h"
+#include "sdbus.h"
+
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ondemand::helperd {
+
+// What a config file sets; a key it leaves out stays unset.
+struct config_values {
+    std::optional<std::string> socket;
+    std::optional<bus_address> bus;
+    std::optional<std::vector<std::string>> allow_units;
+    std::optional<std::vector<uid_t>> allow_uids;
+    std::optional<std::vector<gid_t>> allow_gids;
+    std::optional<mode_t> socket_mode;
+    std::optional<log_level> level;
+};
+
+struct config_result {
+    config_values values;
+    // One message per problem, each naming its key (and line): "socket_mode (line 3): ...".
+    std::vector<std::string> errors;
+    bool ok() const { return errors.empty(); }
+};
+
+config_result parse_config(std::string_view text, std::string_view source_name);
+config_result load_config(const std::string& path);
+
+} // namespace ondemand::helperd
+
+#endif

@@ -1,0 +1,120 @@
+// helperd's TOML config file and how flags override it.
+#include "config.h"
+#include "options.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+using namespace ondemand::helperd;
+using testing::ElementsAre;
+using testing::HasSubstr;
+using testing::UnorderedElementsAre;
+
+TEST(HelperdConfig, EveryKey) {
+    config_result r = parse_config(R"(
+socket = "/run/ondemand/helperd.sock"
+bus = "user"
+allow_units = ["ondemand-*.service", "web-?.service"]
+allow_uids = [33, "root"]
+allow_gids = [0]
+socket_mode = "0600"
+log_level = "debug"
+)",
+                                   "test.toml");
+    ASSERT_TRUE(r.ok()) << r.errors[0];
+    const config_values& v = r.values;
+    EXPECT_EQ(v.socket, "/run/ondemand/helperd.sock");
+    ASSERT_TRUE(v.bus);
+    EXPECT_EQ(v.bus->type, bus_address::kind::user);
+    EXPECT_THAT(*v.allow_units, ElementsAre("ondemand-*.service", "web-?.service"));
+    EXPECT_THAT(*v.allow_uids, ElementsAre(33u, 0u));
+    EXPECT_THAT(*v.allow_gids, ElementsAre(0u));
+    EXPECT_EQ(v.socket_mode, 0600u);
+    EXPECT_EQ(v.level, log_level::debug);
+}
+
+TEST(HelperdConfig, BusAddressAndPeerToPeer) {
+    config_result r =
+        parse_config("bus = \"unix:path=/run/systemd/private\"\npeer_to_peer = true\n", "t");
+    ASSERT_TRUE(r.ok()) << r.errors[0];
+    EXPECT_EQ(r.values.bus->type, bus_address::kind::address);
+    EXPECT_EQ(r.values.bus->address, "unix:path=/run/systemd/private");
+    EXPECT_TRUE(r.values.bus->peer_to_peer);
+}
+
+TEST(HelperdConfig, EmptyFileSetsNothing) {
+    config_result r = parse_config("", "t");
+    ASSERT_TRUE(r.ok());
+    EXPECT_FALSE(r.values.socket);
+    EXPECT_FALSE(r.values.bus);
+    EXPECT_FALSE(r.values.allow_units);
+}
+
+TEST(HelperdConfig, EveryBadKeyIsNamed) {
+    config_result r = parse_config(R"(bus = "usr"
+allow_units = ["ondemand-*.service", 3]
+allow_uids = [-1]
+allow_gids = "www-data"
+socket_mode = "0999"
+log_level = "loud"
+colour = true
+socket = "relative.sock"
+peer_to_peer = "yes"
+)",
+                                   "t");
+    EXPECT_FALSE(r.ok());
+    ASSERT_EQ(r.errors.size(), 9u);
+    std::string all;
+    for (const std::string& e : r.errors) {
+        all += e + "\n";
+    }
+    for (const char* key :
+         {"bus (line 1)", "allow_units (line 2)", "allow_uids (line 3)", "allow_gids (line 4)",
+          "socket_mode (line 5)", "log_level (line 6)", "colour (line 7): unknown key",
+          "socket (line 8)", "peer_to_peer (line 9)"}) {
+        EXPECT_THAT(all, HasSubstr(key));
+    }
+}
+
+TEST(HelperdConfig, PeerToPeerNeedsAnAddress) {
+    config_result r = parse_config("bus = \"user\"\npeer_to_peer = true\n", "t");
+    ASSERT_EQ(r.errors.size(), 1u);
+    EXPECT_THAT(r.errors[0], HasSubstr("peer_to_peer"));
+}
+
+TEST(HelperdConfig, SyntaxErrorNamesTheLine) {
+    config_result r = parse_config("socket = \"/x\"\nallow_units = [\n", "t");
+    ASSERT_EQ(r.errors.size(), 1u);
+    EXPECT_THAT(r.errors[0], HasSubstr("line "));
+}
+
+TEST(HelperdConfig, FlagsOverrideTheFile) {
+    options cli;
+    cli.socket = "/from/flag.sock";
+    cli.given.socket = true;
+    cli.allow_uids = {33};
+    cli.given.allow_uids = true;
+    config_values file;
+    file.socket = "/from/file.sock";
+    file.allow_uids = std::vector<uid_t>{1, 2};
+    file.allow_units = std::vector<std::string>{"web-*.service"};
+    file.level = log_level::warning;
+    file.bus = bus_address{bus_address::kind::user, {}, false};
+    options o = merge_config(cli, file);
+    EXPECT_EQ(o.socket, "/from/flag.sock");
+    EXPECT_THAT(o.allow_uids, ElementsAre(33u));
+    EXPECT_THAT(o.allow_units, ElementsAre("web-*.service"));
+    EXPECT_EQ(o.level, log_level::warning);
+    EXPECT_EQ(o.bus.type, bus_address::kind::user);
+}
+
+TEST(HelperdConfig, ParseHelpers) {
+    EXPECT_EQ(parse_mode("0660"), 0660u);
+    EXPECT_EQ(parse_mode("600"), 0600u);
+    EXPECT_THROW(parse_mode("0999"), std::invalid_argument);
+    EXPECT_THROW(parse_mode("01777"), std::invalid_argument);
+    EXPECT_EQ(parse_uid("0"), 0u);
+    EXPECT_EQ(parse_uid("root"), 0u);
+    EXPECT_THROW(parse_uid("no-such-user-here"), std::invalid_argument);
+    EXPECT_EQ(parse_gid("root"), 0u);
+}
