@@ -326,12 +326,19 @@ int HelperdTest::stop_helperd() {
         return -1;
     }
     ::kill(helperd_pid_, SIGTERM);
+    return wait_helperd_exit();
+}
+
+int HelperdTest::wait_helperd_exit() {
+    if (helperd_pid_ <= 0) {
+        return -1;
+    }
     // The child's exit, event-based: a pidfd becomes readable when the process exits.
     int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, helperd_pid_, 0));
     if (pidfd >= 0) {
         pollfd p{pidfd, POLLIN, 0};
         if (::poll(&p, 1, 10000) <= 0) {
-            ADD_FAILURE() << "helperd did not exit within 10 s of SIGTERM";
+            ADD_FAILURE() << "helperd did not exit within 10 s";
             ::kill(helperd_pid_, SIGKILL);
         }
         ::close(pidfd);

@@ -70,6 +70,8 @@ class HelperdTest : public ::testing::Test {
     bool wait_notification(const std::string& needle, std::chrono::milliseconds limit = 10s);
     // SIGTERM; returns the exit status.
     int stop_helperd();
+    // Waits (10 s at most) for helperd to exit; returns the exit status (-1: killed).
+    int wait_helperd_exit();
     std::unique_ptr<line_client> connect();
     std::string helperd_log() const;
     int count_log(const std::string& needle) const;

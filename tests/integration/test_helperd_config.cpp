@@ -63,7 +63,7 @@ TEST_F(HelperdTest, NotifiesStatusAndWatchdog) {
     EXPECT_TRUE(wait_notification("WATCHDOG=1")) << "and again";
     ::kill(helperd_pid_, SIGTERM);
     EXPECT_TRUE(wait_notification("STOPPING=1"));
-    EXPECT_EQ(stop_helperd(), 0);
+    EXPECT_EQ(wait_helperd_exit(), 0);
 }
 
 TEST(HelperdCheckConfig, NamesEveryBadKey) {

@@ -307,7 +307,7 @@ TEST_F(HelperdTest, ShutdownAnswersPendingStarts) {
     ASSERT_EQ(::kill(helperd_pid_, SIGTERM), 0);
     EXPECT_EQ(c->read_line(), "FAILED slow 5 shutting-down");
     EXPECT_TRUE(c->wait_closed());
-    EXPECT_EQ(stop_helperd(), 0);
+    EXPECT_EQ(wait_helperd_exit(), 0);
 }
 
 } // namespace ondemand::testing
