@@ -16,7 +16,9 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
+#include <memory>
 #include <unistd.h>
 
 namespace {
@@ -41,8 +43,13 @@ std::optional<options> effective_options(const options& command_line) {
     return merge_config(command_line, file.values);
 }
 
-access_rules rules_of(const options& o) {
-    return access_rules{unit_allowlist(o.allow_units), peer_policy(o.allow_uids, o.allow_gids)};
+// `self`: the unit helperd runs in, never to be stopped or frozen by a client.
+access_rules rules_of(const options& o, const std::string& self) {
+    unit_allowlist units(o.allow_units);
+    if (!self.empty()) {
+        units.exclude(self);
+    }
+    return access_rules{std::move(units), peer_policy(o.allow_uids, o.allow_gids)};
 }
 
 // STATUS= for systemctl status: refreshed when it changes, checked once a second.
@@ -117,13 +124,17 @@ int run(const options& command_line, options opts) {
     bus_driver bus(io, open_bus(opts.bus));
     systemd_manager systemd(bus, opts.bus.peer_to_peer);
     systemd.subscribe();
+    const std::string self = systemd.unit_of_pid(::getpid());
+    if (!self.empty()) {
+        log(log_level::info, "running in {}: clients may not stop it", self);
+    }
 
     listen_socket listener = open_listen_socket(opts.socket, opts.socket_mode);
     log(log_level::info, "listening on {} ({})",
         listener.activated ? std::string("the socket passed by systemd") : opts.socket,
         listener.activated ? "socket activation" : fmt::format("mode {:04o}", opts.socket_mode));
 
-    server service(io, rules_of(opts), systemd);
+    server service(io, rules_of(opts, self), systemd);
     service.serve(listener.fd);
     status_reporter status(io, service);
     watchdog dog(io);
@@ -174,7 +185,7 @@ int run(const options& command_line, options opts) {
                         "socket, socket_mode and bus changes take effect at the next restart");
                 }
                 set_log_level(fresh->level);
-                service.set_rules(rules_of(*fresh));
+                service.set_rules(rules_of(*fresh, self));
                 opts.allow_units = fresh->allow_units;
                 opts.allow_uids = fresh->allow_uids;
                 opts.allow_gids = fresh->allow_gids;

@@ -14,6 +14,9 @@ unit_allowlist::unit_allowlist(std::vector<std::string> globs) : globs_(std::mov
 
 bool unit_allowlist::allows(std::string_view unit) const {
     const std::string name(unit);
+    if (std::find(excluded_.begin(), excluded_.end(), name) != excluded_.end()) {
+        return false;
+    }
     return std::any_of(globs_.begin(), globs_.end(), [&](const std::string& glob) {
         return fnmatch(glob.c_str(), name.c_str(), 0) == 0;
     });

@@ -20,11 +20,16 @@ class unit_allowlist {
     // An empty list means the default: {default_glob}.
     explicit unit_allowlist(std::vector<std::string> globs = {});
 
+    // Units refused whatever the globs say (helperd's own unit: `ondemand-*.service` would
+    // match ondemand-helperd.service).
+    void exclude(std::string unit) { excluded_.push_back(std::move(unit)); }
+
     bool allows(std::string_view unit) const;
     const std::vector<std::string>& globs() const { return globs_; }
 
   private:
     std::vector<std::string> globs_;
+    std::vector<std::string> excluded_;
 };
 
 // Credentials of a connected peer (SO_PEERCRED, SO_PEERGROUPS).

@@ -143,6 +143,24 @@ void systemd_manager::subscribe() {
     }
 }
 
+std::string systemd_manager::unit_of_pid(pid_t pid) {
+    sd_bus* bus = bus_.get();
+    bus_error error;
+    sd_bus_message* raw = nullptr;
+    int r = sd_bus_call_method(bus, destination, manager_path, manager_interface, "GetUnitByPID",
+                               error.get(), &raw, "u", static_cast<std::uint32_t>(pid));
+    message_ptr reply(raw);
+    const char* path = nullptr;
+    if (r < 0 || sd_bus_message_read(reply.get(), "o", &path) < 0) {
+        return {};
+    }
+    bus_error error2;
+    char* id = nullptr;
+    r = sd_bus_get_property_string(bus, destination, path, unit_interface, "Id", error2.get(), &id);
+    std::unique_ptr<char, decltype(&free)> owned(id, &free);
+    return r >= 0 && id != nullptr ? std::string(id) : std::string();
+}
+
 int systemd_manager::job_removed_thunk(sd_bus_message* m, void* self, sd_bus_error* /*error*/) {
     auto* manager = static_cast<systemd_manager*>(self);
     std::uint32_t id = 0;

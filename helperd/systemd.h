@@ -53,6 +53,10 @@ class systemd_manager {
     // All properties of the unit (Properties.GetAll with no interface), reduced to unit_state.
     void read_unit_state(const std::string& unit, const state_handler& done);
 
+    // The unit the process `pid` runs in ("" when none). Blocking (GetUnitByPID + the unit's
+    // Id): for start-up only.
+    std::string unit_of_pid(pid_t pid);
+
     // JobRemoved(id, job, unit, result)
     std::function<void(std::string_view job, std::string_view unit, std::string_view result)>
         on_job_removed;

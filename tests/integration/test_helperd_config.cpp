@@ -66,6 +66,20 @@ TEST_F(HelperdTest, NotifiesStatusAndWatchdog) {
     EXPECT_EQ(wait_helperd_exit(), 0);
 }
 
+TEST_F(HelperdTest, RefusesToStopItsOwnUnit) {
+    // helperd as a unit of the manager, matched by the default allowlist ondemand-*.service.
+    std::string unit = "ondemand-it-" + std::to_string(::getpid()) + "-self.service";
+    units_.push_back(unit); // stopped by TearDown
+    ASSERT_EQ(run_program({"systemd-run", "--user", "--quiet", "--unit", unit, "-p", "Type=notify",
+                           bin_dir_ + "/ondemand-helperd", "--user", "--socket", helperd_socket_}),
+              0)
+        << "systemd-run returns once helperd sent READY=1";
+    auto c = connect();
+    c->send("STOP self 1 " + unit);
+    EXPECT_EQ(c->read_line(), "FAILED self 1 unit-not-allowed: " + unit);
+    EXPECT_EQ(active_state(unit), "active");
+}
+
 TEST(HelperdCheckConfig, NamesEveryBadKey) {
     std::string bin = std::filesystem::read_symlink("/proc/self/exe").parent_path().string() +
                       "/ondemand-helperd";

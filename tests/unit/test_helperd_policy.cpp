@@ -59,3 +59,10 @@ TEST(PeerPolicy, RootIsNotSpecial) {
     peer_policy with_root({0, 33}, {});
     EXPECT_TRUE(with_root.allows(peer_credentials{1, 0, 0, {}}));
 }
+
+TEST(UnitAllowlist, ExcludedUnitsAreRefused) {
+    unit_allowlist allow;
+    allow.exclude("ondemand-helperd.service");
+    EXPECT_FALSE(allow.allows("ondemand-helperd.service"));
+    EXPECT_TRUE(allow.allows("ondemand-blog.service"));
+}
