@@ -8,7 +8,9 @@
 #          unit and connects to the container's socket every 50 us (no nginx, no helperd);
 #   od     the first request through nginx + ondemand (ready=connect) to a fresh app; overhead as
 #          in section 2 = (request -> StartUnit) + (socket accepts -> answer).
-# TODO(issue #6): docker (units/ondemand-docker@.service needs a private dockerd); skipped here.
+# docker: the same through units/ondemand-docker@.service, with a private dockerd (own data and
+# exec roots, containerd namespace and cgroup parent, no iptables, no bridge; as t/ runs it),
+# started here and stopped by its PID at the end of the section. Skipped without dockerd.
 
 section_containers() {
   local t missing=()
@@ -22,7 +24,6 @@ section_containers() {
     emit containers "\"skipped\":\"$why\""
     return 0
   fi
-  emit containers '"part":"docker","skipped":"docker is not benchmarked yet (TODO issue #6: a private dockerd)"'
 
   # podman with private storage, configured for the sandbox's pure cgroup2 namespace
   local conf=$ONDEMAND_SANDBOX/config/ondemand root=$WORK/podman
@@ -58,14 +59,18 @@ EOF
   for t in ondemand-podman@.service ondemand-podman-simple@.service; do
     install_unit "$t" "$(cat "$TOP/units/$t")"
   done
+  local shapes=(podman podman-simple) s r app ups='' port
+  if containers_docker_up "$conf" "$tar"; then
+    install_unit ondemand-docker@.service "$(cat "$TOP/units/ondemand-docker@.service")"
+    shapes+=(docker)
+  fi
   units_reload
 
-  local shapes=(podman podman-simple) s r app ups='' port
   for s in "${shapes[@]}"; do
     for (( r = 0; r <= CONT_RUNS; r++ )); do
       for app in "k${s//-/}p$r" "k${s//-/}o$r"; do
         printf 'IMAGE=%s\nCMD=/bin/ondemand-testapp --socket /run/ondemand/app.sock --name %s\n' \
-          "$image" "$app" > "$conf/apps/$app.conf"
+          "$([ "$s" = docker ] && echo ondemand-testapp:latest || echo "$image")" "$app" > "$conf/apps/$app.conf"
       done
       app=k${s//-/}o$r
       ups+="    upstream $app { server unix:$XDG_RUNTIME_DIR/ondemand/apps/$app/app.sock; ondemand unit=ondemand-$s@$app.service start_timeout=60s; }
@@ -101,4 +106,42 @@ $ups
     blog "containers: round $r/$CONT_RUNS done"
   done
   nginx_stop cont
+  containers_docker_down
+}
+
+# containers_docker_up CONF-DIR IMAGE-TAR: a private dockerd for the docker unit template, with
+# the image imported and CONF-DIR/docker.env written; false (and a SKIPPED record) if unavailable.
+containers_docker_up() {
+  local conf=$1 tar=$2 dir=$WORK/docker
+  if ! git -C "$TOP" ls-files --error-unmatch units/ondemand-docker@.service >/dev/null 2>&1 ||
+     [ ! -x /usr/sbin/dockerd ] || [ ! -x /usr/bin/docker ]; then
+    emit containers '"part":"docker","skipped":"needs dockerd, docker and the committed units/ondemand-docker@.service"'
+    return 1
+  fi
+  mkdir -p "$dir"
+  local tag=ondemand-bench-$$ sock=$dir/docker.sock
+  start_bg dockerd "$dir/dockerd.log" /usr/sbin/dockerd --data-root "$dir/data" --exec-root "$dir/exec" \
+    --pidfile "$dir/dockerd.pid" -H "unix://$sock" --iptables=false --ip6tables=false --bridge=none \
+    --ip-forward=false --ip-masq=false --storage-driver=overlay2 \
+    --containerd-namespace="$tag" --containerd-plugins-namespace="$tag-plugins" --cgroup-parent="/$tag"
+  if ! wait_until 60000 env DOCKER_HOST="unix://$sock" docker version >/dev/null 2>&1 ||
+     ! DOCKER_HOST="unix://$sock" docker import "$tar" ondemand-testapp:latest >/dev/null 2>>"$dir/import.log"; then
+    blog "containers: docker: SKIPPED: the private dockerd did not come up or import failed; see $dir"
+    emit containers '"part":"docker","skipped":"the private dockerd did not come up (see dockerd.log)"'
+    stop_bg dockerd
+    return 1
+  fi
+  printf 'DOCKER_HOST=unix://%s\nONDEMAND_LOG_DRIVER=json-file\n' "$sock" > "$conf/docker.env"
+  return 0
+}
+
+# Stops the private dockerd; removes the (then empty) cgroups made for its --cgroup-parent.
+containers_docker_down() {
+  [ -n "$(bg_pid dockerd)" ] || return 0
+  stop_bg dockerd
+  local d
+  for d in /sys/fs/cgroup/*/"ondemand-bench-$$"; do
+    [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
+  done
+  return 0
 }

@@ -430,7 +430,8 @@ def containers(rep, raw):
     runs = [r for r in recs if "variant" in r and r.get("round", 0) > 0]
     if runs:
         rounds = max(r["round"] for r in runs)
-        rep.p(f"podman 4.3 (crun, private storage, `--network=none`) running the tiny local image "
+        rep.p(f"podman 4.3 (crun, private storage, `--network=none`) and docker 20.10 (a private dockerd, "
+              f"`--network=none`) running the tiny local image "
               f"(busybox + the static test app) through the project's unit templates. *runtime's own "
               f"start-to-socket*: `bench/tools/startprobe` (StartUnit, then connect every 50 µs; no nginx, "
               f"no helperd). *through ondemand*: the first request to a fresh app, `ready=connect`; overhead "
@@ -438,7 +439,8 @@ def containers(rep, raw):
               f"one warm-up round. ms, median (min–max).", "")
         rows = []
         for shape, name in (("podman", "ondemand-podman@ (Type=notify, conmon)"),
-                            ("podman-simple", "ondemand-podman-simple@ (Type=simple)")):
+                            ("podman-simple", "ondemand-podman-simple@ (Type=simple)"),
+                            ("docker", "ondemand-docker@ (Type=simple, docker run)")):
             pr = [r for r in runs if r["variant"] == "probe-" + shape and r["ready_ms"] >= 0]
             od = [r for r in runs if r["variant"] == "od-" + shape]
             ok = [r for r in od if r["status"] == 200 and r.get("su_ms") is not None and r.get("acc_ms") is not None]
