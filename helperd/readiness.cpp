@@ -8,7 +8,6 @@
 #include <boost/asio/write.hpp>
 #include <fmt/format.h>
 
-#include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -74,78 +73,70 @@ int parse_status(const std::string& line) {
 } // namespace
 
 std::shared_ptr<readiness_probe> readiness_probe::create(asio::io_context& io,
+                                                         std::shared_ptr<inotify_hub> inotify,
                                                          std::string socket_path,
                                                          std::string http_path,
                                                          std::function<void()> on_ready) {
-    return std::make_shared<readiness_probe>(private_tag{}, io, std::move(socket_path),
-                                             std::move(http_path), std::move(on_ready));
+    return std::make_shared<readiness_probe>(private_tag{}, io, std::move(inotify),
+                                             std::move(socket_path), std::move(http_path),
+                                             std::move(on_ready));
 }
 
-readiness_probe::readiness_probe(private_tag, asio::io_context& io, std::string socket_path,
+readiness_probe::readiness_probe(private_tag, asio::io_context& io,
+                                 std::shared_ptr<inotify_hub> inotify, std::string socket_path,
                                  std::string http_path, std::function<void()> on_ready)
     : io_(io), socket_path_(std::move(socket_path)), http_path_(std::move(http_path)),
-      on_ready_(std::move(on_ready)), inotify_(io), retry_timer_(io) {}
+      on_ready_(std::move(on_ready)), inotify_(std::move(inotify)), retry_timer_(io) {}
 
 void readiness_probe::start() {
-    int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-    if (fd < 0) {
-        // Without inotify the backoff timer alone drives the attempts.
-        observation_ = fmt::format("inotify_init1: {}", std::strerror(errno));
-        log(log_level::warning, "readiness of {}: {}", socket_path_, observation_);
-    } else {
-        inotify_.assign(fd);
-        watch();
-        read_events();
-    }
+    watch();
     attempt();
 }
 
 void readiness_probe::stop() {
     done_ = true;
     on_ready_ = nullptr;
-    boost::system::error_code ignored;
-    inotify_.close(ignored);
+    watch_.reset(); // inotify_rm_watch only: no descriptor is closed
     retry_timer_.cancel();
 }
 
-// (Re)places the single watch on the socket's directory or its nearest existing ancestor.
+// (Re)places the probe's watch on the socket's directory or its nearest existing ancestor.
 void readiness_probe::watch() {
-    if (!inotify_.is_open()) {
+    if (done_ || !inotify_) {
         return;
     }
     std::string dir = nearest_existing_dir(parent_dir(socket_path_));
-    if (dir == watched_dir_ && watch_descriptor_ >= 0) {
+    if (dir == watched_dir_ && watch_.active()) {
         return;
     }
-    if (watch_descriptor_ >= 0) {
-        inotify_rm_watch(inotify_.native_handle(), watch_descriptor_);
-        watch_descriptor_ = -1;
-    }
-    std::uint32_t mask =
-        IN_CREATE | IN_MOVED_TO | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR;
-    watch_descriptor_ = inotify_add_watch(inotify_.native_handle(), dir.c_str(), mask);
-    if (watch_descriptor_ < 0) {
-        log(log_level::warning, "readiness of {}: inotify_add_watch {}: {}", socket_path_, dir,
-            std::strerror(errno));
-        watched_dir_.clear();
+    watch_.reset();
+    watched_dir_.clear();
+    std::string error;
+    inotify_hub::subscription sub = inotify_->watch(
+        dir,
+        [weak = weak_from_this()] {
+            if (auto self = weak.lock()) {
+                self->on_inotify();
+            }
+        },
+        error);
+    if (!sub.active()) {
+        // Without a watch the backoff timer alone drives the attempts (see attempt()).
+        log(log_level::warning, "readiness of {}: {}", socket_path_, error);
         return;
     }
+    watch_ = std::move(sub);
     watched_dir_ = dir;
 }
 
-void readiness_probe::read_events() {
-    inotify_.async_read_some(
-        asio::buffer(events_),
-        [self = shared_from_this()](boost::system::error_code ec, std::size_t /*n*/) {
-            if (self->done_ || ec) {
-                return;
-            }
-            // Any change in the watched directory: re-place the watch if a directory on the
-            // way appeared (or the watched one went away), then try the socket.
-            self->watch();
-            self->attempt();
-            self->read_events();
-        });
+void readiness_probe::on_inotify() {
+    if (done_) {
+        return;
+    }
+    // Any change in the watched directory: re-place the watch if a directory on the way
+    // appeared (or the watched one went away), then try the socket.
+    watch();
+    attempt();
 }
 
 void readiness_probe::retry_later(std::chrono::milliseconds cap) {
@@ -181,7 +172,7 @@ void readiness_probe::attempt() {
     if (err == ENOENT || err == ENOTDIR) {
         // Not there yet: inotify wakes us when it appears (no timer, unless inotify is missing).
         observation_ = fmt::format("no socket at {}", socket_path_);
-        if (!inotify_.is_open() || watch_descriptor_ < 0) {
+        if (!watch_.active()) {
             retry_later(connect_backoff_cap);
         }
         return;
@@ -273,11 +264,14 @@ void readiness_probe::succeed() {
     if (done_) {
         return;
     }
+    // READY goes out first; the clean-up (a watch removal and a timer cancel) follows.
     auto on_ready = std::move(on_ready_);
-    stop();
+    done_ = true;
+    auto self = shared_from_this(); // on_ready may drop the owner's reference
     if (on_ready) {
         on_ready();
     }
+    stop();
 }
 
 } // namespace ondemand::helperd

@@ -3,15 +3,19 @@
 //
 // The socket's appearance is watched with inotify on its directory, or on the nearest existing
 // ancestor while the directory does not exist yet (the watch moves down as directories appear;
-// helperd never creates them). A socket file that refuses connections (bound, not listening
-// yet) is retried on a short capped backoff (1, 2, 4, ... 32 ms); a non-2xx/3xx HTTP answer is
-// retried on a backoff capped at 250 ms. There is no fixed sleep and no polling otherwise.
+// helperd never creates them). The inotify instance is helperd's shared inotify_hub: a probe
+// only adds and removes a watch, so neither its success nor its cancellation closes an inotify
+// descriptor (which would wait for a kernel grace period). A socket file that refuses connections
+// (bound, not listening yet) is retried on a short capped backoff (1, 2, 4, ... 32 ms); a
+// non-2xx/3xx HTTP answer is retried on a backoff capped at 250 ms. There is no fixed sleep and no
+// polling otherwise.
 #ifndef ONDEMAND_HELPERD_READINESS_H
 #define ONDEMAND_HELPERD_READINESS_H
 
+#include "inotify_hub.h"
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
-#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include <array>
@@ -26,6 +30,7 @@ class readiness_probe : public std::enable_shared_from_this<readiness_probe> {
   public:
     // `http_path` empty: connect mode. `on_ready` is called once, from the io_context.
     static std::shared_ptr<readiness_probe> create(boost::asio::io_context& io,
+                                                   std::shared_ptr<inotify_hub> inotify,
                                                    std::string socket_path, std::string http_path,
                                                    std::function<void()> on_ready);
     readiness_probe(const readiness_probe&) = delete;
@@ -41,12 +46,12 @@ class readiness_probe : public std::enable_shared_from_this<readiness_probe> {
 
     // Constructed through create() only (it must be owned by a shared_ptr).
     struct private_tag {};
-    readiness_probe(private_tag, boost::asio::io_context& io, std::string socket_path,
-                    std::string http_path, std::function<void()> on_ready);
+    readiness_probe(private_tag, boost::asio::io_context& io, std::shared_ptr<inotify_hub> inotify,
+                    std::string socket_path, std::string http_path, std::function<void()> on_ready);
 
   private:
     void watch();
-    void read_events();
+    void on_inotify();
     void attempt();
     void retry_later(std::chrono::milliseconds cap);
     void http_check(boost::asio::local::stream_protocol::socket socket);
@@ -56,10 +61,9 @@ class readiness_probe : public std::enable_shared_from_this<readiness_probe> {
     std::string socket_path_;
     std::string http_path_;
     std::function<void()> on_ready_;
-    boost::asio::posix::stream_descriptor inotify_;
-    int watch_descriptor_ = -1;
+    std::shared_ptr<inotify_hub> inotify_;
+    inotify_hub::subscription watch_;
     std::string watched_dir_;
-    std::array<char, 4096> events_{};
     boost::asio::steady_timer retry_timer_;
     bool retry_pending_ = false;
     std::chrono::milliseconds backoff_{0};

@@ -76,8 +76,8 @@ std::string sanitize(std::string_view text) {
 } // namespace
 
 server::server(asio::io_context& io, access_rules rules, systemd_manager& systemd)
-    : io_(io), rules_(std::move(rules)), systemd_(systemd), pending_timer_(io),
-      shutdown_timer_(io) {
+    : io_(io), rules_(std::move(rules)), systemd_(systemd), inotify_(inotify_hub::create(io)),
+      pending_timer_(io), shutdown_timer_(io) {
     systemd_.on_job_removed = [this](std::string_view job, std::string_view unit,
                                      std::string_view result) {
         on_job_removed(job, unit, result);
@@ -545,7 +545,7 @@ void server::start_job_finished(app_runtime& a, std::string_view result) {
 void server::begin_readiness(app_runtime& a, std::uint64_t attempt) {
     const std::string& ready = a.core.params().ready;
     std::string http_path = ready.rfind("http:", 0) == 0 ? ready.substr(5) : std::string();
-    a.probe = readiness_probe::create(io_, a.core.params().socket, http_path,
+    a.probe = readiness_probe::create(io_, inotify_, a.core.params().socket, http_path,
                                       [this, &a, attempt] { start_succeeded(a, attempt); });
     a.probe->start();
     if (!current(a, attempt, app_phase::starting)) {

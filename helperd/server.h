@@ -6,6 +6,7 @@
 
 #include "app_core.h"
 #include "client.h"
+#include "inotify_hub.h"
 #include "ondemand_protocol.h"
 #include "policy.h"
 #include "readiness.h"
@@ -114,6 +115,8 @@ class server {
     access_rules rules_;
     systemd_manager& systemd_;
     std::unique_ptr<boost::asio::local::stream_protocol::acceptor> acceptor_;
+    // One inotify instance for every readiness probe (see inotify_hub.h).
+    std::shared_ptr<inotify_hub> inotify_;
     std::map<client_id, std::shared_ptr<client_connection>> clients_;
     client_id next_client_ = 1;
     std::map<std::string, std::unique_ptr<app_runtime>, std::less<>> apps_;
