@@ -94,6 +94,17 @@ std::string describe_unit_state(const unit_state& s) {
     default:
         break;
     }
+    if (!s.status_text.empty()) {
+        constexpr std::size_t status_text_limit = 512;
+        std::string_view text(s.status_text);
+        while (!text.empty() && (text.back() == ' ' || text.back() == '\n')) {
+            text.remove_suffix(1);
+        }
+        out += ", status: ";
+        for (char c : text.substr(0, status_text_limit)) {
+            out.push_back(c >= ' ' && c < 0x7f ? c : ' ');
+        }
+    }
     return out;
 }
 
@@ -323,6 +334,9 @@ void systemd_manager::read_unit_state(const std::string& unit, const state_handl
                     }
                     if (name == "Result") {
                         return consumed(read_string_variant(reply, state.result));
+                    }
+                    if (name == "StatusText") {
+                        return consumed(read_string_variant(reply, state.status_text));
                     }
                     if (name == "ExecMainCode") {
                         return consumed(read_variant(reply, 'i', &state.exec_main_code));

@@ -20,9 +20,12 @@ struct unit_state {
     std::string result;     // the service's Result ("success", "exit-code", "signal", ...)
     int exec_main_code = 0; // CLD_EXITED, CLD_KILLED, CLD_DUMPED, or 0 if it never ran
     int exec_main_status = 0;
+    std::string status_text; // the service's StatusText (sd_notify STATUS=...), often empty
 };
 
-// "result exit-code, main process exited with status 3" and the like.
+// "result exit-code, main process exited with status 3" and the like, with the unit's status
+// text when it has one: "..., status: image x not found". One line (control characters become
+// spaces) and the status text is cut at 512 bytes.
 std::string describe_unit_state(const unit_state& state);
 
 // The unit's object path, as systemd derives it from the name.

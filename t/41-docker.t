@@ -112,12 +112,7 @@ diag("reason logged: $line") if $line;
 is((run_cmd('systemctl', '--user', 'show', '-p', 'StatusText', '--value', unit_of('noimg')))[0],
     "image ondemand-nosuch:latest not found (pull it first; PULL=never)\n",
     "missing image: the unit's status text names the image");
-TODO: {
-    # The unit sets StatusText; helperd adds it to FAILED's reason once it reads that property.
-    local $TODO = 'helperd does not pass the unit\'s StatusText on yet'
-      unless ($line // '') =~ /not found/;
-    like($line // '', qr/image ondemand-nosuch:latest not found/,
-        'missing image: the reason in the error log names the image');
-}
+like($line // '', qr/status: image ondemand-nosuch:latest not found \(pull it first; PULL=never\)/,
+    'missing image: the reason in the error log names the image (the unit\'s StatusText)');
 
 done_testing();

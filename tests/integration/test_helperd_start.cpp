@@ -91,6 +91,23 @@ TEST_F(HelperdTest, FailedStartJobNamesTheCause) {
     EXPECT_THAT(*line, HasSubstr("exited with status 203"));
 }
 
+TEST_F(HelperdTest, FailureReasonCarriesTheUnitsStatusText) {
+    // As the podman/docker templates do when the image is missing: STATUS= then exit. The
+    // status text has a tab and a trailing newline: the reason stays one line.
+    std::string unit = write_unit(
+        "statustext",
+        {"Type=notify", "NotifyAccess=all",
+         "ExecStart=/bin/sh -c 'systemd-notify --status=\"image x:1 not found\tsee docs\"; "
+         "sleep 0.2; exit 125'"});
+    start_helperd();
+    auto c = connect();
+    c->send(start_line("statustext", 1, unit, "connect", 600000));
+    auto line = c->read_line(20s);
+    ASSERT_TRUE(line);
+    EXPECT_THAT(*line, StartsWith("FAILED statustext 1 start job failed: result exit-code"));
+    EXPECT_THAT(*line, HasSubstr("exited with status 125, status: image x:1 not found see docs"));
+}
+
 TEST_F(HelperdTest, NeverListeningTimesOut) {
     std::string unit = testapp_unit("never", "--never-listen");
     start_helperd();
