@@ -244,10 +244,12 @@ void server::answer(const std::vector<waiter>& waiters, proto::verb verb, std::s
     }
 }
 
-void server::broadcast(const proto::message& m) {
+void server::broadcast(const proto::message& m, const std::vector<waiter>& except) {
     for (auto& [id, client] : clients_) {
-        (void)id;
-        send(*client, m);
+        if (std::none_of(except.begin(), except.end(),
+                         [id = id](const waiter& w) { return w.client == id; })) {
+            send(*client, m);
+        }
     }
 }
 
@@ -325,10 +327,13 @@ void server::handle_stop(client_connection& client, const proto::message& m) {
         return;
     }
     app_runtime& a = app(m.app);
+    app_phase before = a.core.phase();
     std::vector<waiter> canceled;
     app_core::stop_decision d = a.core.on_stop(w, std::string(m.unit), canceled);
     answer(canceled, proto::verb::failed, m.app, "canceled by STOP");
     if (d == app_core::stop_decision::stop_unit) {
+        a.announce_stop = before == app_phase::ready || before == app_phase::frozen ||
+                          before == app_phase::freezing;
         begin_stop(a);
     }
 }
@@ -636,10 +641,20 @@ void server::stop_finished(app_runtime& a, std::uint64_t attempt, const std::str
         return;
     }
     end_attempt(a);
+    bool announce = a.announce_stop;
+    a.announce_stop = false;
     app_core::stop_outcome out = a.core.stop_finished(attempt);
     if (error.empty()) {
         log({a.core.name(), a.core.unit()}, log_level::info, "app {} stopped (unit {})",
             a.core.name(), a.core.unit());
+        // The other clients (every other nginx worker, when ondemandctl stopped the app) still
+        // believe it ready: tell them, before the stopper hears STOPPED. Not when a START came
+        // meanwhile: the app is starting again, and its clients wait for that.
+        if (announce && !out.start_next) {
+            log({a.core.name(), a.core.unit()}, log_level::info,
+                "app {} down: stopped by STOP, telling the other clients", a.core.name());
+            broadcast(make(proto::verb::down, a.core.name()), out.waiters);
+        }
         answer(out.waiters, proto::verb::stopped, a.core.name());
     } else {
         log({a.core.name(), a.core.unit()}, log_level::warning, "app {} {}", a.core.name(), error);

@@ -64,6 +64,9 @@ class server {
         std::string job; // the job of the current attempt, until JobRemoved
         bool job_done = false;
         bool explaining = false; // reading the unit's state to explain a failure
+        // The running stop is of an app the clients believe ready (or frozen): when it is done,
+        // the clients that did not ask for it get DOWN.
+        bool announce_stop = false;
         std::shared_ptr<readiness_probe> probe;
         boost::asio::steady_timer deadline;
         steady_time began{};
@@ -109,7 +112,7 @@ class server {
     void send(client_connection& client, const proto::message& m);
     void answer(const std::vector<waiter>& waiters, proto::verb verb, std::string_view app,
                 std::string_view text = {});
-    void broadcast(const proto::message& m);
+    void broadcast(const proto::message& m, const std::vector<waiter>& except = {});
 
     boost::asio::io_context& io_;
     access_rules rules_;

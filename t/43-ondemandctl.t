@@ -86,11 +86,13 @@ is($st, 0, 'stop beta') or diag($out);
 like($out, qr/^beta: stopped/m, 'stop reports it');
 is(unit_active('ondemand-exec@beta.service'), 'inactive', 'beta is inactive in systemd');
 
-# -- stopping an app nginx knows as warm: the next requests still get an answer from a new start
+# -- stopping an app nginx knows as warm: helperd pushes DOWN to the nginx workers once the stop
+#    is done, so the very next request starts it again (no 502)
 ($out, $st) = ctl('stop', 'alpha');
 is($st, 0, 'stop alpha (warm in nginx)') or diag($out);
 my @after = map { http_get(nginx_port(), "/after-stop-$_", host => 'alpha.localhost', timeout => 30) } 1 .. 2;
 diag("after ctl stop: " . join(', ', map { $_->{status} // $_->{error} } @after));
+is($after[0]{status}, 200, 'the first request after an ondemandctl stop is served');
 is($after[1]{status}, 200, 'the second request after an ondemandctl stop is served');
 
 ($out, $st) = ctl('start', 'nosuch');

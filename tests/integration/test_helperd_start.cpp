@@ -191,6 +191,47 @@ TEST_F(HelperdTest, StopStopsTheUnit) {
     EXPECT_EQ(c->read_line(), "END");
 }
 
+TEST_F(HelperdTest, StopOfAReadyAppIsPushedAsDownToTheOtherClients) {
+    std::string unit = testapp_unit("ctlstop", "");
+    start_helperd();
+    auto worker1 = connect();
+    auto worker2 = connect();
+    auto ctl = connect();
+    worker1->send(start_line("ctlstop", 1, unit));
+    ASSERT_EQ(worker1->read_line(), "READY ctlstop 1");
+    ctl->send("STOP ctlstop 0 " + unit);
+    EXPECT_EQ(ctl->read_line(), "STOPPED ctlstop 0");
+    EXPECT_EQ(worker1->read_line(), "DOWN ctlstop");
+    EXPECT_EQ(worker2->read_line(), "DOWN ctlstop");
+    // The stopper gets no DOWN: its next line is the answer to STATUS.
+    ctl->send("STATUS");
+    auto status = ctl->read_line();
+    ASSERT_TRUE(status);
+    EXPECT_THAT(*status, StartsWith("APP ctlstop stopped " + unit));
+    EXPECT_EQ(ctl->read_line(), "END");
+
+    // Stopped already: a second STOP announces nothing.
+    ctl->send("STOP ctlstop 0 " + unit);
+    EXPECT_EQ(ctl->read_line(), "STOPPED ctlstop 0");
+    worker1->send("STATUS");
+    status = worker1->read_line();
+    ASSERT_TRUE(status);
+    EXPECT_THAT(*status, StartsWith("APP ctlstop stopped")) << "no second DOWN";
+}
+
+TEST_F(HelperdTest, StopWithAStartQueuedBehindItPushesNoDown) {
+    std::string unit = testapp_unit("requeue", "");
+    start_helperd();
+    auto worker1 = connect();
+    auto worker2 = connect();
+    worker1->send(start_line("requeue", 1, unit));
+    ASSERT_EQ(worker1->read_line(), "READY requeue 1");
+    worker1->send("STOP requeue 1 " + unit);
+    worker2->send(start_line("requeue", 2, unit));
+    EXPECT_EQ(worker1->read_line(), "STOPPED requeue 1");
+    EXPECT_EQ(worker2->read_line(), "READY requeue 2") << "no DOWN before it";
+}
+
 TEST_F(HelperdTest, StartDuringStopStartsAfterIt) {
     std::string unit = testapp_unit("bounce", "");
     start_helperd();
