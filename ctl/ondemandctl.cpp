@@ -16,6 +16,7 @@
 
 #include <unistd.h>
 
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -123,7 +124,26 @@ ctl::app_config load_app(const globals& g, const std::string& name) {
 
 struct status_row {
     std::string app, state, unit;
+    // STATUS's key=value fields (since, last, starts, failures; a helperd before them sends none).
+    std::map<std::string, std::string, std::less<>> attrs;
 };
+
+// A numeric field of the row as JSON: the number, or null when helperd did not send it (or sent
+// 0 for a time it never saw).
+nlohmann::json number_attr(const status_row& r, std::string_view key) {
+    auto it = r.attrs.find(key);
+    if (it == r.attrs.end()) {
+        return nullptr;
+    }
+    std::uint64_t v = 0;
+    const std::string& s = it->second;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc{} || p != s.data() + s.size()) {
+        return nullptr;
+    }
+    bool is_time = key == "since" || key == "last";
+    return is_time && v == 0 ? nlohmann::json(nullptr) : nlohmann::json(v);
+}
 
 std::vector<status_row> query_status(const globals& g) {
     ctl::helper_client c(g.socket);
@@ -147,8 +167,15 @@ std::vector<status_row> query_status(const globals& g) {
             throw std::runtime_error("helperd: " + std::string(r.msg.text));
         }
         if (r.msg.kind == proto::verb::app) {
-            rows.push_back(
-                {std::string(r.msg.app), std::string(r.msg.state), std::string(r.msg.unit)});
+            status_row row{
+                std::string(r.msg.app), std::string(r.msg.state), std::string(r.msg.unit), {}};
+            std::string_view rest = r.msg.attrs;
+            std::string_view key;
+            std::string_view value;
+            while (proto::next_attr(rest, key, value)) {
+                row.attrs.emplace(std::string(key), std::string(value));
+            }
+            rows.push_back(std::move(row));
         }
     }
 }
@@ -162,20 +189,20 @@ int cmd_status(const globals& g, bool json) {
     }
     if (fs::is_directory(g.apps_dir)) {
         for (const auto& a : ctl::load_apps_dir(g.apps_dir).apps) {
-            by_app.emplace(a.name, status_row{a.name, "cold", a.unit()});
+            by_app.emplace(a.name, status_row{a.name, "cold", a.unit(), {}});
         }
     }
     if (json) {
         nlohmann::json out = nlohmann::json::array();
         for (const auto& [name, r] : by_app) {
-            // since, last_activity, starts, failures: not in helperd's STATUS answer yet.
+            // Times in unix milliseconds; null for an app helperd has not seen.
             out.push_back({{"app", r.app},
                            {"state", r.state},
                            {"unit", r.unit},
-                           {"since", nullptr},
-                           {"last_activity", nullptr},
-                           {"starts", nullptr},
-                           {"failures", nullptr}});
+                           {"since", number_attr(r, "since")},
+                           {"last_activity", number_attr(r, "last")},
+                           {"starts", number_attr(r, "starts")},
+                           {"failures", number_attr(r, "failures")}});
         }
         std::cout << out.dump(2) << "\n";
         return 0;

@@ -26,9 +26,16 @@ std::string_view phase_name(app_phase phase) {
     return "unknown";
 }
 
+void app_core::enter(app_phase phase) {
+    if (phase != phase_) {
+        phase_since_ = std::chrono::system_clock::now();
+    }
+    phase_ = phase;
+}
+
 void app_core::begin_attempt(app_phase phase) {
     ++attempt_;
-    phase_ = phase;
+    enter(phase);
 }
 
 // WAITs kept for a START that has now arrived join it.
@@ -163,7 +170,7 @@ app_core::freeze_outcome app_core::freeze_finished(std::uint64_t attempt, bool f
     if (attempt != attempt_ || phase_ != app_phase::freezing) {
         return out;
     }
-    phase_ = frozen ? app_phase::frozen : app_phase::ready;
+    enter(frozen ? app_phase::frozen : app_phase::ready);
     out.waiters = std::move(stop_waiters_);
     stop_waiters_.clear();
     if (start_queued_) {
@@ -179,7 +186,7 @@ std::vector<waiter> app_core::start_succeeded(std::uint64_t attempt) {
     if (attempt != attempt_ || phase_ != app_phase::starting) {
         return {};
     }
-    phase_ = app_phase::ready;
+    enter(app_phase::ready);
     last_gen_ = std::max(last_gen_, start_gen_);
     last_failure_.clear();
     std::vector<waiter> answered = std::move(start_waiters_);
@@ -191,7 +198,7 @@ std::vector<waiter> app_core::start_failed(std::uint64_t attempt, std::string re
     if (attempt != attempt_ || phase_ != app_phase::starting) {
         return {};
     }
-    phase_ = app_phase::failed;
+    enter(app_phase::failed);
     last_gen_ = std::max(last_gen_, start_gen_);
     last_failure_ = std::move(reason);
     std::vector<waiter> answered = std::move(start_waiters_);
@@ -206,7 +213,7 @@ app_core::stop_outcome app_core::stop_finished(std::uint64_t attempt) {
     }
     out.waiters = std::move(stop_waiters_);
     stop_waiters_.clear();
-    phase_ = app_phase::stopped;
+    enter(app_phase::stopped);
     if (start_queued_) {
         start_queued_ = false;
         begin_attempt(app_phase::starting);
@@ -220,7 +227,7 @@ bool app_core::went_down() {
     if (phase_ != app_phase::ready && phase_ != app_phase::frozen) {
         return false;
     }
-    phase_ = app_phase::stopped;
+    enter(app_phase::stopped);
     return true;
 }
 
@@ -256,7 +263,7 @@ std::vector<waiter> app_core::abandon_starts(std::string reason) {
     start_queued_ = false;
     if (phase_ == app_phase::starting) {
         ++attempt_;
-        phase_ = app_phase::failed;
+        enter(app_phase::failed);
         last_gen_ = std::max(last_gen_, start_gen_);
         last_failure_ = std::move(reason);
     }

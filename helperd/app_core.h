@@ -76,6 +76,8 @@ class app_core {
 
     const std::string& name() const { return name_; }
     app_phase phase() const { return phase_; }
+    // When the app entered its current phase (for STATUS).
+    std::chrono::system_clock::time_point phase_since() const { return phase_since_; }
     std::uint64_t attempt() const { return attempt_; }
     // The unit of the current or last operation ("" while unknown).
     const std::string& unit() const { return unit_; }
@@ -134,11 +136,13 @@ class app_core {
         steady_time deadline;
     };
 
+    void enter(app_phase phase);
     void begin_attempt(app_phase phase);
     void adopt_pending();
 
     std::string name_;
     app_phase phase_ = app_phase::unknown;
+    std::chrono::system_clock::time_point phase_since_ = std::chrono::system_clock::now();
     std::uint64_t attempt_ = 0;
     std::string unit_;
     start_params params_;

@@ -60,6 +60,10 @@ proto::message make(proto::verb verb, std::string_view app, std::uint64_t gen = 
     return m;
 }
 
+std::int64_t unix_ms(std::chrono::system_clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
 // A reason must be one line of printable text for the wire.
 std::string sanitize(std::string_view text) {
     std::string out;
@@ -217,6 +221,9 @@ void server::on_line(client_connection& client, std::string_view line) {
         break;
     }
     }
+    if (auto it = apps_.find(r.msg.app); !r.msg.app.empty() && it != apps_.end()) {
+        it->second->last_request = std::chrono::system_clock::now();
+    }
 }
 
 void server::send(client_connection& client, const proto::message& m) {
@@ -370,6 +377,10 @@ void server::handle_status(client_connection& client) {
         proto::message m = make(proto::verb::app, name);
         m.state = phase_name(a->core.phase());
         m.unit = a->core.unit();
+        std::string attrs =
+            fmt::format("since={} last={} starts={} failures={}", unix_ms(a->core.phase_since()),
+                        unix_ms(a->last_request), a->starts, a->failures);
+        m.attrs = attrs;
         send(client, m);
     }
     send(client, make(proto::verb::end, {}));
@@ -474,6 +485,7 @@ void server::call_start_unit(app_runtime& a, std::uint64_t attempt) {
     const waiter* first = a.core.start_waiters().empty() ? nullptr : &a.core.start_waiters()[0];
     log({a.core.name(), a.core.unit()}, log_level::info, "StartUnit {} for app {} (gen {})",
         a.core.unit(), a.core.name(), first != nullptr ? first->gen : 0);
+    ++a.starts;
     systemd_.start_unit(a.core.unit(), [this, &a, attempt, alive = alive_](
                                            const std::string& job, const std::string& error) {
         if (!*alive || !current(a, attempt, app_phase::starting)) {
@@ -604,6 +616,7 @@ void server::start_failed(app_runtime& a, std::uint64_t attempt, std::string rea
         return;
     }
     end_attempt(a);
+    ++a.failures;
     reason = sanitize(reason);
     std::vector<waiter> waiters = a.core.start_failed(attempt, reason);
     log({a.core.name(), a.core.unit()}, log_level::warning, "app {} start failed (unit {}): {}",

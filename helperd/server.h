@@ -67,6 +67,10 @@ class server {
         // The running stop is of an app the clients believe ready (or frozen): when it is done,
         // the clients that did not ask for it get DOWN.
         bool announce_stop = false;
+        // For STATUS: the last request line about the app, StartUnit calls, failed starts.
+        std::chrono::system_clock::time_point last_request{};
+        std::uint64_t starts = 0;
+        std::uint64_t failures = 0;
         std::shared_ptr<readiness_probe> probe;
         boost::asio::steady_timer deadline;
         steady_time began{};

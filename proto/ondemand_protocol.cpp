@@ -291,7 +291,13 @@ parse_result parse(std::string_view line) {
         if (!valid_unit_name(m.unit)) {
             return fail("invalid unit name");
         }
-        break;
+        // Then any number of key=value fields.
+        m.attrs = fields.rest();
+        if ((!line.empty() && line.back() == ' ') || !valid_attrs(m.attrs)) {
+            return fail("invalid APP field");
+        }
+        r.ok = true;
+        return r;
 
     case verb::error:
         m.text = fields.rest();
@@ -308,6 +314,64 @@ parse_result parse(std::string_view line) {
     }
     r.ok = true;
     return r;
+}
+
+bool next_attr(std::string_view& rest, std::string_view& key, std::string_view& value) {
+    constexpr std::size_t max_key_length = 32;
+    if (rest.empty()) {
+        return false;
+    }
+    std::size_t sp = rest.find(' ');
+    std::string_view field = rest.substr(0, sp);
+    std::size_t eq = field.find('=');
+    if (eq == std::string_view::npos || eq == 0 || eq > max_key_length) {
+        return false;
+    }
+    key = field.substr(0, eq);
+    value = field.substr(eq + 1);
+    if (key[0] < 'a' || key[0] > 'z') {
+        return false;
+    }
+    for (char c : key) {
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) {
+            return false;
+        }
+    }
+    if (!all_printable(value)) {
+        return false;
+    }
+    if (sp == std::string_view::npos) {
+        rest = {};
+    } else {
+        rest = rest.substr(sp + 1);
+        if (rest.empty()) {
+            return false; // a trailing space
+        }
+    }
+    return true;
+}
+
+bool valid_attrs(std::string_view attrs) {
+    std::string_view key;
+    std::string_view value;
+    while (!attrs.empty()) {
+        if (!next_attr(attrs, key, value)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool find_attr(std::string_view attrs, std::string_view key, std::string_view& value) {
+    std::string_view k;
+    std::string_view v;
+    while (next_attr(attrs, k, v)) {
+        if (k == key) {
+            value = v;
+            return true;
+        }
+    }
+    return false;
 }
 
 namespace {
@@ -355,7 +419,8 @@ bool valid_for_format(const message& m) {
     case verb::freeze:
     case verb::app:
         return valid_app_name(m.app) && valid_unit_name(m.unit) &&
-               (m.kind != verb::app || (!m.state.empty() && all_printable(m.state)));
+               (m.kind != verb::app ||
+                (!m.state.empty() && all_printable(m.state) && valid_attrs(m.attrs)));
     case verb::wait:
     case verb::ready:
     case verb::stopped:
@@ -408,6 +473,9 @@ std::size_t format(const message& m, char* buf, std::size_t capacity) {
         break;
     case verb::app:
         w.field(m.app).field(m.state).field(m.unit);
+        if (!m.attrs.empty()) {
+            w.field(m.attrs);
+        }
         break;
     case verb::error:
         if (!m.text.empty()) {

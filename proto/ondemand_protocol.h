@@ -33,7 +33,7 @@ enum class verb : std::uint8_t {
     stopped, // STOPPED app gen
     frozen,  // FROZEN app gen
     down,    // DOWN app
-    app,     // APP app state unit  (one per app, answers STATUS)
+    app,     // APP app state unit [key=value]...  (one per app, answers STATUS)
     end,     // END                 (closes a STATUS answer)
     error,   // ERROR text...       (the peer sent a line it could not accept)
 };
@@ -47,7 +47,10 @@ struct message {
     std::uint64_t timeout_ms = 0;
     std::string_view socket;
     std::string_view state; // APP
-    std::string_view text;  // FAILED reason, ERROR text: the rest of the line
+    // APP: the key=value fields after the unit, as on the wire ("since=1 starts=2"; may be
+    // empty). Read them with next_attr() or find_attr(); unknown keys are to be ignored.
+    std::string_view attrs;
+    std::string_view text; // FAILED reason, ERROR text: the rest of the line
 };
 
 struct parse_result {
@@ -78,6 +81,15 @@ bool valid_ready_mode(std::string_view mode);
 bool valid_socket_path(std::string_view path);
 // Free text: printable bytes and spaces only (no control characters).
 bool valid_text(std::string_view text);
+// APP's key=value fields: each key 1-32 of [a-z0-9_] starting with a letter, then '=', then a
+// value of printable non-space bytes (possibly empty); fields separated by exactly one space.
+// An empty string (no fields) is valid.
+bool valid_attrs(std::string_view attrs);
+// Takes the next key=value field off the front of `rest` (as from message::attrs). Returns
+// false when `rest` is empty or the field is malformed.
+bool next_attr(std::string_view& rest, std::string_view& key, std::string_view& value);
+// The value of `key` in `attrs` (the first one), or false when it is not there.
+bool find_attr(std::string_view attrs, std::string_view key, std::string_view& value);
 
 } // namespace ondemand::proto
 

@@ -80,6 +80,10 @@ my ($beta) = grep { $_->{app} eq 'beta' } @{ $json // [] };
 is($beta->{state}, 'ready', 'status --json: beta is ready');
 is($beta->{unit}, 'ondemand-exec@beta.service', 'status --json: its unit');
 ok(exists $beta->{starts} && exists $beta->{since}, 'status --json: has the documented keys');
+is($beta->{starts}, 1, 'status --json: beta was started once');
+is($beta->{failures}, 0, 'status --json: and never failed');
+cmp_ok(abs(($beta->{since} // 0) - time() * 1000), '<', 60_000, 'status --json: since is a recent unix time in ms');
+cmp_ok($beta->{last_activity} // 0, '<=', $beta->{since} // 0, 'status --json: the last request (its START) came before it was ready');
 
 ($out, $st) = ctl('stop', 'beta');
 is($st, 0, 'stop beta') or diag($out);

@@ -1,6 +1,7 @@
 // helperd against the real (sandboxed) systemd user manager: starts, readiness modes, failures,
 // coalescing, stops, DOWN, refusals. helperd runs as a subprocess; the tests talk to its socket.
 #include "helperd_fixture.h"
+#include "ondemand_protocol.h"
 
 #include <gmock/gmock.h>
 
@@ -77,6 +78,9 @@ TEST_F(HelperdTest, ExitBeforeListenFailsPromptlyWithTheExitStatus) {
     EXPECT_THAT(*line, StartsWith("FAILED early 1 "));
     EXPECT_THAT(*line, HasSubstr("exited with status 3"));
     EXPECT_THAT(*line, Not(HasSubstr("timeout")));
+    c->send("STATUS");
+    EXPECT_THAT(c->read_line().value_or(""), HasSubstr(" starts=1 failures=1"));
+    EXPECT_EQ(c->read_line(), "END");
 }
 
 TEST_F(HelperdTest, FailedStartJobNamesTheCause) {
@@ -172,7 +176,7 @@ TEST_F(HelperdTest, StartOfAReadyAppAnswersWithoutStartUnit) {
     EXPECT_EQ(c->read_line(), "READY again 2");
     EXPECT_EQ(count_log("StartUnit " + unit), 1);
     c->send("STATUS");
-    EXPECT_EQ(c->read_line(), "APP again ready " + unit);
+    EXPECT_THAT(c->read_line().value_or(""), StartsWith("APP again ready " + unit + " since="));
     EXPECT_EQ(c->read_line(), "END");
 }
 
@@ -187,7 +191,22 @@ TEST_F(HelperdTest, StopStopsTheUnit) {
     EXPECT_EQ(active_state(unit), "inactive");
     EXPECT_EQ(count_log("StopUnit " + unit), 1);
     c->send("STATUS");
-    EXPECT_EQ(c->read_line(), "APP stopme stopped " + unit);
+    std::string app_line = c->read_line().value_or("");
+    EXPECT_THAT(app_line, StartsWith("APP stopme stopped " + unit + " since="));
+    EXPECT_THAT(app_line, HasSubstr(" starts=1 failures=0"));
+    auto parsed = proto::parse(app_line);
+    ASSERT_TRUE(parsed.ok) << parsed.error;
+    std::string_view since;
+    std::string_view last;
+    ASSERT_TRUE(proto::find_attr(parsed.msg.attrs, "since", since));
+    ASSERT_TRUE(proto::find_attr(parsed.msg.attrs, "last", last));
+    auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count();
+    EXPECT_NEAR(static_cast<double>(std::stoll(std::string(since))), static_cast<double>(now_ms),
+                10000.0);
+    EXPECT_LE(std::stoll(std::string(last)), std::stoll(std::string(since)))
+        << "the last request (STOP) came before the stop ended";
     EXPECT_EQ(c->read_line(), "END");
 }
 
@@ -258,7 +277,7 @@ TEST_F(HelperdTest, FreezeThawAndStopWhileFrozen) {
     run_program({"systemctl", "--user", "show", "-p", "FreezerState", "--value", unit}, &state);
     EXPECT_EQ(state, "frozen\n");
     c->send("STATUS");
-    EXPECT_EQ(c->read_line(), "APP ice frozen " + unit);
+    EXPECT_THAT(c->read_line().value_or(""), StartsWith("APP ice frozen " + unit + " since="));
     EXPECT_EQ(c->read_line(), "END");
 
     c->send(start_line("ice", 2, unit));
@@ -360,7 +379,7 @@ TEST_F(HelperdTest, ShutdownAnswersPendingStarts) {
     auto c = connect();
     c->send(start_line("slow", 5, unit, "connect", 600000));
     c->send("STATUS"); // the START is being handled once STATUS answers
-    ASSERT_EQ(c->read_line(), "APP slow starting " + unit);
+    ASSERT_THAT(c->read_line().value_or(""), StartsWith("APP slow starting " + unit + " since="));
     ASSERT_EQ(c->read_line(), "END");
     ASSERT_EQ(::kill(helperd_pid_, SIGTERM), 0);
     EXPECT_EQ(c->read_line(), "FAILED slow 5 shutting-down");

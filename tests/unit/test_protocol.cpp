@@ -7,6 +7,7 @@
 #include <array>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace proto = ondemand::proto;
 using proto::verb;
@@ -253,4 +254,62 @@ TEST(Protocol, FieldValidators) {
     EXPECT_FALSE(proto::valid_socket_path(""));
     EXPECT_TRUE(proto::valid_text("any printable text, with spaces"));
     EXPECT_FALSE(proto::valid_text("tab\there"));
+}
+
+TEST(Protocol, AppCarriesKeyValueFields) {
+    auto r = proto::parse("APP blog ready ondemand-blog.service since=1795332776123 "
+                          "last=1795332777000 starts=3 failures=0 note=a=b empty=");
+    ASSERT_TRUE(r.ok) << r.error;
+    EXPECT_EQ(r.msg.unit, "ondemand-blog.service");
+    EXPECT_EQ(r.msg.attrs,
+              "since=1795332776123 last=1795332777000 starts=3 failures=0 note=a=b empty=");
+    std::string_view v;
+    ASSERT_TRUE(proto::find_attr(r.msg.attrs, "starts", v));
+    EXPECT_EQ(v, "3");
+    ASSERT_TRUE(proto::find_attr(r.msg.attrs, "note", v));
+    EXPECT_EQ(v, "a=b") << "the first '=' ends the key";
+    ASSERT_TRUE(proto::find_attr(r.msg.attrs, "empty", v));
+    EXPECT_EQ(v, "");
+    EXPECT_FALSE(proto::find_attr(r.msg.attrs, "nosuch", v));
+
+    std::string_view rest = r.msg.attrs;
+    std::string_view key;
+    std::vector<std::string> keys;
+    while (proto::next_attr(rest, key, v)) {
+        keys.emplace_back(key);
+    }
+    EXPECT_EQ(keys,
+              (std::vector<std::string>{"since", "last", "starts", "failures", "note", "empty"}));
+    EXPECT_TRUE(rest.empty());
+
+    expect_round_trip("APP blog ready ondemand-blog.service since=1 starts=2");
+    expect_round_trip("APP blog stopped ondemand-blog.service");
+    auto bare = proto::parse("APP blog ready ondemand-blog.service");
+    ASSERT_TRUE(bare.ok);
+    EXPECT_TRUE(bare.msg.attrs.empty());
+}
+
+TEST(Protocol, AppRefusesMalformedFields) {
+    const std::string pre = "APP blog ready ondemand-blog.service ";
+    for (const char* bad : {"since", "=1", "Since=1", "1x=2", "a-b=1", "since=1 ", "since=1  x=2",
+                            "x=1 y", "abcdefghijklmnopqrstuvwxyz0123456=1"}) {
+        expect_refused(pre + bad, "invalid APP field");
+    }
+    expect_refused("APP blog ready ondemand-blog.service ", "invalid APP field");
+    proto::parse_result ok = proto::parse(pre + "abcdefghijklmnopqrstuvwxyz012345=1");
+    EXPECT_TRUE(ok.ok) << "a 32-byte key";
+}
+
+TEST(Protocol, AppFormatRefusesInvalidFields) {
+    proto::message m;
+    m.kind = verb::app;
+    m.app = "blog";
+    m.state = "ready";
+    m.unit = "ondemand-blog.service";
+    m.attrs = "starts=1";
+    EXPECT_EQ(format_line(m), "APP blog ready ondemand-blog.service starts=1\n");
+    m.attrs = "starts=1 ";
+    EXPECT_EQ(format_line(m), "");
+    m.attrs = "no_value";
+    EXPECT_EQ(format_line(m), "");
 }
