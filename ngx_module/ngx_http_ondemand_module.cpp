@@ -167,6 +167,8 @@ static ngx_int_t ngx_http_ondemand_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_ondemand_hold(ngx_http_request_t *r,
     ngx_http_ondemand_ctx_t *ctx, ondemand::request_action action);
 static void ngx_http_ondemand_hold_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_ondemand_proxy(ngx_http_request_t *r,
+    ngx_http_ondemand_app_t *app);
 static ngx_int_t ngx_http_ondemand_refuse(ngx_http_request_t *r,
     ngx_http_ondemand_ctx_t *ctx, ngx_http_ondemand_outcome_e outcome);
 static ngx_int_t ngx_http_ondemand_make_room(
@@ -430,19 +432,10 @@ ngx_http_ondemand_handler(ngx_http_request_t *r)
     /* the warm path: one atomic check, one pool cleanup */
 
     if (ondemand::warm_enter(*app->record)) {
-        cln = ngx_pool_cleanup_add(r->pool, 0);
-        if (cln == NULL) {
-            ondemand::warm_leave(*app->record, ngx_current_msec);
-            return NGX_ERROR;
-        }
-
-        cln->handler = ngx_http_ondemand_warm_cleanup;
-        cln->data = app;
-
         ngx_http_set_ctx(r, &ngx_http_ondemand_warm_ctx,
                          ngx_http_ondemand_module);
 
-        return NGX_DECLINED;
+        return ngx_http_ondemand_proxy(r, app);
     }
 
     ctx = (ngx_http_ondemand_ctx_t *)
@@ -513,16 +506,7 @@ slow:
 
         ctx->wait_time = ngx_current_msec - ctx->held_since;
 
-        cln = ngx_pool_cleanup_add(r->pool, 0);
-        if (cln == NULL) {
-            ondemand::warm_leave(*app->record, ngx_current_msec);
-            return NGX_ERROR;
-        }
-
-        cln->handler = ngx_http_ondemand_warm_cleanup;
-        cln->data = app;
-
-        return NGX_DECLINED;
+        return ngx_http_ondemand_proxy(r, app);
     }
 
     app->record->held.fetch_add(1);
@@ -539,6 +523,29 @@ slow:
     }
 
     return ngx_http_ondemand_hold(r, ctx, action);
+}
+
+
+/*
+ * The request is counted in flight (by the caller) and goes on to the proxy
+ * module; the end of the request ends the count and stamps the activity.
+ */
+
+static ngx_int_t
+ngx_http_ondemand_proxy(ngx_http_request_t *r, ngx_http_ondemand_app_t *app)
+{
+    ngx_pool_cleanup_t  *cln;
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        ondemand::warm_leave(*app->record, ngx_current_msec);
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_http_ondemand_warm_cleanup;
+    cln->data = app;
+
+    return NGX_DECLINED;
 }
 
 
