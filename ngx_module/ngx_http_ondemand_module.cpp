@@ -1435,11 +1435,7 @@ ngx_http_ondemand_helper_deadline(ngx_event_t *ev)
 
         ngx_shmtx_lock(&zctx->shpool->mutex);
 
-        if (app->record->state.load() == ondemand::app_state::starting
-            && app->record->starter_pid.load() == ngx_pid)
-        {
-            ondemand::on_down(*app->record);
-        }
+        (void) ondemand::abandon_start(*app->record, ngx_pid);
 
         ngx_shmtx_unlock(&zctx->shpool->mutex);
 

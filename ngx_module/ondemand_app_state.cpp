@@ -159,7 +159,15 @@ bool on_failed(app_record& r, std::uint64_t gen) {
 
 bool on_down(app_record& r) {
     app_state s = r.state.load();
-    if (s != app_state::ready && s != app_state::starting && s != app_state::frozen) {
+    if (s != app_state::ready && s != app_state::frozen) {
+        return false;
+    }
+    r.state.store(app_state::cold);
+    return true;
+}
+
+bool abandon_start(app_record& r, std::int64_t pid) {
+    if (r.state.load() != app_state::starting || r.starter_pid.load() != pid) {
         return false;
     }
     r.state.store(app_state::cold);

@@ -131,10 +131,14 @@ inline bool running(const app_record& r) { return r.state.load() != app_state::c
 // when it applied.
 bool on_stopped(app_record& r, std::uint64_t gen);
 
-// The app went away (DOWN from helperd, or the helper could not be reached for a start
-// this worker owned): cold, so that the next request starts it. Returns true when the
-// app was ready, starting or frozen.
+// The app went away (DOWN from helperd, or a warm request could not connect): a ready or
+// frozen app is cold, so that the next request starts it. A start in progress is left alone:
+// its READY or FAILED tells. Returns true when it applied.
 bool on_down(app_record& r);
+
+// A start this worker owns cannot go on (its helper stayed unreachable): cold, so that the
+// next request tries again. Returns true when it applied.
+bool abandon_start(app_record& r, std::int64_t pid);
 
 } // namespace ondemand
 

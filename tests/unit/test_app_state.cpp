@@ -111,6 +111,21 @@ TEST(AppState, DownMakesAReadyAppCold) {
     EXPECT_FALSE(warm_enter(r));
 }
 
+TEST(AppState, DownLeavesAStartInProgressAlone) {
+    app_record r;
+    on_request(r, worker_a, 1000, timeout);
+    EXPECT_FALSE(on_down(r));
+    EXPECT_EQ(r.state.load(), app_state::starting);
+}
+
+TEST(AppState, OnlyTheStarterAbandonsItsStart) {
+    app_record r;
+    on_request(r, worker_a, 1000, timeout);
+    EXPECT_FALSE(abandon_start(r, worker_b));
+    EXPECT_TRUE(abandon_start(r, worker_a));
+    EXPECT_EQ(r.state.load(), app_state::cold);
+}
+
 TEST(AppState, RecordIsFitForSharedMemory) {
     EXPECT_TRUE(std::is_trivially_destructible_v<app_record>);
     EXPECT_TRUE(std::atomic<std::uint64_t>::is_always_lock_free);
