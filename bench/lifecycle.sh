@@ -83,6 +83,21 @@ section_lifecycle() {
   blog "lifecycle: boundary: $LIFE_CYCLES cycles, $errors errors, $restarts restarts"
   stop_units ondemand-blife@lb.service
 
+  # -- boundary stress, many stop/start cycles: t/20-idle-boundary.t (idle_timeout=100ms,
+  #    requests 60-180 ms apart, 1-3 at once across 2 workers) with its own stack
+  local out cycles stops requests errs secs
+  out=$(cd "$TOP" && BOUNDARY_CYCLES=$LIFE_STRESS_CYCLES BOUNDARY_SECONDS=900 \
+        prove -v -I t/lib t/20-idle-boundary.t 2>&1 || true)
+  if [[ $out =~ boundary:\ cycles=([0-9]+)\ stops=([0-9]+)\ requests=([0-9]+)\ errors=([0-9]+)\ seconds=([0-9.]+) ]]; then
+    cycles=${BASH_REMATCH[1]} stops=${BASH_REMATCH[2]} requests=${BASH_REMATCH[3]}
+    errs=${BASH_REMATCH[4]} secs=${BASH_REMATCH[5]}
+    emit lifecycle "\"part\":\"stress\",\"cycles\":$cycles,\"stops\":$stops,\"requests\":$requests,\"errors\":$errs,\"seconds\":$secs"
+    blog "lifecycle: stress: $cycles stop/start cycles, $requests requests, $errs errors in $secs s"
+  else
+    blog "lifecycle: stress: t/20-idle-boundary.t did not report (see its output below)"
+    printf '%s\n' "$out" | tail -20 >&2
+  fi
+
   # -- freeze / thaw
   if [ "$have_freeze" != 1 ]; then
     blog "lifecycle: freeze: SKIPPED: nginx does not accept the 'freeze' parameter"

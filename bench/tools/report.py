@@ -416,6 +416,17 @@ def lifecycle(rep, raw):
         rep.res["lifecycle_boundary_restarts"] = b["restarts"]
         rep.targets.append(("idle-boundary stress: no failed request", "0 errors", f"{b['errors']} errors",
                             b["errors"] == 0, ""))
+    st = [r for r in recs if r.get("part") == "stress"]
+    if st:
+        st = st[-1]
+        rep.p(f"**Boundary stress, many cycles** (`t/20-idle-boundary.t` with BOUNDARY_CYCLES="
+              f"{st['cycles']}: `idle_timeout=100ms`, 1–3 requests at once every 60–180 ms, 2 workers): "
+              f"{st['cycles']} stop/start cycles ({st['stops']} idle stops), {st['requests']} requests, "
+              f"{st['errors']} errors, {st['seconds']:.0f} s.", "")
+        rep.res["lifecycle_stress_cycles"] = st["cycles"]
+        rep.res["lifecycle_stress_errors"] = st["errors"]
+        rep.targets.append((f"idle-boundary stress: {st['cycles']} stop/start cycles", "0 errors",
+                            f"{st['errors']} errors", st["errors"] == 0, ""))
     fr = [r for r in recs if r.get("part") == "freeze" and "latency_ms" in r]
     if fr:
         lat = [r["latency_ms"] for r in fr if r["status"] == 200]
