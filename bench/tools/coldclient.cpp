@@ -39,7 +39,8 @@ uint64_t now_us() {
 
 bool accepts(const std::string& path) {
     int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return false;
+    if (fd < 0)
+        return false;
     sockaddr_un sa{};
     sa.sun_family = AF_UNIX;
     std::strncpy(sa.sun_path, path.c_str(), sizeof(sa.sun_path) - 1);
@@ -56,10 +57,14 @@ int main(int argc, char** argv) {
     long timeout_ms = 40000;
     for (int i = 1; i + 1 < argc; i += 2) {
         std::string a = argv[i];
-        if (a == "--port") port = std::atoi(argv[i + 1]);
-        else if (a == "--app") app = argv[i + 1];
-        else if (a == "--watch") watch = argv[i + 1];
-        else if (a == "--timeout-ms") timeout_ms = std::atol(argv[i + 1]);
+        if (a == "--port")
+            port = std::atoi(argv[i + 1]);
+        else if (a == "--app")
+            app = argv[i + 1];
+        else if (a == "--watch")
+            watch = argv[i + 1];
+        else if (a == "--timeout-ms")
+            timeout_ms = std::atol(argv[i + 1]);
     }
     if (port <= 0 || app.empty() || watch.empty()) {
         std::fprintf(stderr, "usage: coldclient --port PORT --app NAME --watch SOCKET\n");
@@ -89,25 +94,29 @@ int main(int argc, char** argv) {
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     std::string resp;
     if (fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) == 0) {
-        std::string req = "GET / HTTP/1.1\r\nHost: bench\r\nX-App: " + app +
-                          "\r\nConnection: close\r\n\r\n";
+        std::string req =
+            "GET / HTTP/1.1\r\nHost: bench\r\nX-App: " + app + "\r\nConnection: close\r\n\r\n";
         if (::write(fd, req.data(), req.size()) == ssize_t(req.size())) {
             char buf[4096];
             for (;;) {
                 pollfd p{fd, POLLIN, 0};
                 long left = long(deadline - std::min(deadline, now_us())) / 1000;
-                if (left <= 0 || ::poll(&p, 1, int(left)) <= 0) break;
+                if (left <= 0 || ::poll(&p, 1, int(left)) <= 0)
+                    break;
                 ssize_t n = ::read(fd, buf, sizeof(buf));
-                if (n <= 0) break;
+                if (n <= 0)
+                    break;
                 resp.append(buf, size_t(n));
             }
         }
     }
     uint64_t end = now_us();
-    if (fd >= 0) ::close(fd);
+    if (fd >= 0)
+        ::close(fd);
     done = true;
     watcher.join();
-    if (resp.size() > 12 && resp.compare(0, 5, "HTTP/") == 0) status = std::atoi(resp.c_str() + 9);
+    if (resp.size() > 12 && resp.compare(0, 5, "HTTP/") == 0)
+        status = std::atoi(resp.c_str() + 9);
     std::printf("status=%d t0_us=%llu acc_us=%llu end_us=%llu\n", status, (unsigned long long)t0,
                 (unsigned long long)acc_us.load(), (unsigned long long)end);
     return 0;

@@ -47,7 +47,8 @@ int on_job_removed(sd_bus_message* m, void* userdata, sd_bus_error*) {
     auto* job = static_cast<Job*>(userdata);
     uint32_t id;
     const char *path, *unit, *result;
-    if (sd_bus_message_read(m, "uoss", &id, &path, &unit, &result) < 0) return 0;
+    if (sd_bus_message_read(m, "uoss", &id, &path, &unit, &result) < 0)
+        return 0;
     if (!job->done && job->path == path) {
         job->done = true;
         job->result = result;
@@ -65,12 +66,13 @@ uint64_t unit_time_us(sd_bus* bus, const std::string& unit, const char* iface, c
                            unit.c_str()) < 0)
         return 0;
     const char* path;
-    if (sd_bus_message_read(reply, "o", &path) < 0) return 0;
+    if (sd_bus_message_read(reply, "o", &path) < 0)
+        return 0;
     std::string p = path;
     sd_bus_message_unref(reply);
     uint64_t us = 0;
-    if (sd_bus_get_property_trivial(bus, "org.freedesktop.systemd1", p.c_str(),
-                                    iface, prop, &err, 't', &us) < 0)
+    if (sd_bus_get_property_trivial(bus, "org.freedesktop.systemd1", p.c_str(), iface, prop, &err,
+                                    't', &us) < 0)
         return 0;
     return us;
 }
@@ -81,7 +83,8 @@ uint64_t mono_us(Clock::time_point t) {
 
 bool accepts(const std::string& path) {
     int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return false;
+    if (fd < 0)
+        return false;
     sockaddr_un sa{};
     sa.sun_family = AF_UNIX;
     std::strncpy(sa.sun_path, path.c_str(), sizeof(sa.sun_path) - 1);
@@ -108,7 +111,8 @@ std::string call_unit(sd_bus* bus, const char* method, const std::string& unit) 
         std::exit(2);
     }
     const char* path;
-    if ((r = sd_bus_message_read(reply, "o", &path)) < 0) die("reading job path", r);
+    if ((r = sd_bus_message_read(reply, "o", &path)) < 0)
+        die("reading job path", r);
     std::string p = path;
     sd_bus_message_unref(reply);
     return p;
@@ -118,9 +122,12 @@ std::string call_unit(sd_bus* bus, const char* method, const std::string& unit) 
 bool wait_job(sd_bus* bus, Job& job, Clock::time_point deadline) {
     while (!job.done) {
         int r = sd_bus_process(bus, nullptr);
-        if (r < 0) die("sd_bus_process", r);
-        if (r > 0) continue;
-        if (Clock::now() >= deadline) return false;
+        if (r < 0)
+            die("sd_bus_process", r);
+        if (r > 0)
+            continue;
+        if (Clock::now() >= deadline)
+            return false;
         sd_bus_wait(bus, 10000);
     }
     return true;
@@ -141,10 +148,14 @@ int main(int argc, char** argv) {
             }
             return argv[++i];
         };
-        if (a == "--unit") unit = next();
-        else if (a == "--socket") socket_path = next();
-        else if (a == "--runs") runs = std::atoi(next().c_str());
-        else if (a == "--timeout-ms") timeout_ms = std::atol(next().c_str());
+        if (a == "--unit")
+            unit = next();
+        else if (a == "--socket")
+            socket_path = next();
+        else if (a == "--runs")
+            runs = std::atoi(next().c_str());
+        else if (a == "--timeout-ms")
+            timeout_ms = std::atol(next().c_str());
         else {
             std::fprintf(stderr, "usage: startprobe --unit UNIT --socket PATH [--runs N]\n");
             return 2;
@@ -157,16 +168,19 @@ int main(int argc, char** argv) {
 
     sd_bus* bus = nullptr;
     int r = sd_bus_open_user(&bus);
-    if (r < 0) die("sd_bus_open_user", r);
+    if (r < 0)
+        die("sd_bus_open_user", r);
     Job job;
     r = sd_bus_match_signal(bus, nullptr, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
                             "org.freedesktop.systemd1.Manager", "JobRemoved", on_job_removed, &job);
-    if (r < 0) die("match JobRemoved", r);
+    if (r < 0)
+        die("match JobRemoved", r);
     {
         sd_bus_error err = SD_BUS_ERROR_NULL;
         r = sd_bus_call_method(bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
                                "org.freedesktop.systemd1.Manager", "Subscribe", &err, nullptr, "");
-        if (r < 0) die("Subscribe", r);
+        if (r < 0)
+            die("Subscribe", r);
     }
 
     int failures = 0;
@@ -186,17 +200,22 @@ int main(int argc, char** argv) {
             nanosleep(&tick, nullptr);
         }
         bool job_done = wait_job(bus, job, deadline);
-        double job_ms = job_done ? std::chrono::duration<double, std::milli>(job.at - t0).count() : -1;
-        auto rel = [&](uint64_t us) { return us ? (double(us) - double(mono_us(t0))) / 1000.0 : -1; };
+        double job_ms =
+            job_done ? std::chrono::duration<double, std::milli>(job.at - t0).count() : -1;
+        auto rel = [&](uint64_t us) {
+            return us ? (double(us) - double(mono_us(t0))) / 1000.0 : -1;
+        };
         double exec_ms = rel(unit_time_us(bus, unit, "org.freedesktop.systemd1.Service",
                                           "ExecMainStartTimestampMonotonic"));
         double activating_ms = rel(unit_time_us(bus, unit, "org.freedesktop.systemd1.Unit",
                                                 "InactiveExitTimestampMonotonic"));
         std::printf("ready_ms=%.3f job_ms=%.3f call_ms=%.3f activating_ms=%.3f exec_ms=%.3f "
-                    "result=%s\n", ready_ms, job_ms, call_ms, activating_ms, exec_ms,
+                    "result=%s\n",
+                    ready_ms, job_ms, call_ms, activating_ms, exec_ms,
                     job_done ? job.result.c_str() : "timeout");
         std::fflush(stdout);
-        if (ready_ms < 0) ++failures;
+        if (ready_ms < 0)
+            ++failures;
 
         job = Job{};
         job.path = call_unit(bus, "StopUnit", unit);
