@@ -299,6 +299,7 @@ int cmd_stop(const globals& g, const std::string& name) {
     m.app = a.name;
     m.gen = 1;
     m.unit = unit;
+    m.force = true; // an operator's stop: even while nginx uses the app
     ctl::helper_client c(g.socket);
     std::string text;
     proto::message r = await_answer(c, m, 60s, text);

@@ -127,8 +127,15 @@ class app_core {
     // WAIT is removed and returned (answer them FAILED); a running start ends as failed.
     std::vector<waiter> abandon_starts(std::string reason);
 
-    // A client disconnected: forget everything it waits for.
+    // A client disconnected: forget everything it waits for, and its use of the app.
     void forget_client(client_id client);
+
+    // USE: `client` (an nginx) counts as using the app until now + lease (its idle timeout).
+    void on_use(client_id client, steady_time now, std::chrono::milliseconds lease);
+    // How much longer another client than `asker` uses the app; nothing when none does.
+    // A STOP or FREEZE (not forced) is refused meanwhile (docs/helperd.md, "Shared apps").
+    std::optional<std::chrono::milliseconds> used_elsewhere(client_id asker,
+                                                            steady_time now) const;
 
   private:
     struct pending_wait {
@@ -153,6 +160,11 @@ class app_core {
     std::vector<waiter> start_waiters_;
     std::vector<waiter> stop_waiters_;
     std::vector<pending_wait> pending_;
+    struct use_lease {
+        client_id client;
+        steady_time until;
+    };
+    std::vector<use_lease> leases_;
 };
 
 } // namespace ondemand::helperd

@@ -210,6 +210,10 @@ void server::on_line(client_connection& client, std::string_view line) {
     case proto::verb::freeze:
         handle_freeze(client, r.msg);
         break;
+    case proto::verb::use:
+        app(r.msg.app).core.on_use(client.id(), std::chrono::steady_clock::now(),
+                                   std::chrono::milliseconds(r.msg.lease_ms));
+        break;
     case proto::verb::status:
         handle_status(client);
         break;
@@ -334,6 +338,9 @@ void server::handle_stop(client_connection& client, const proto::message& m) {
         return;
     }
     app_runtime& a = app(m.app);
+    if (!m.force && refuse_in_use(client, a, m, "STOP")) {
+        return;
+    }
     app_phase before = a.core.phase();
     std::vector<waiter> canceled;
     app_core::stop_decision d = a.core.on_stop(w, std::string(m.unit), canceled);
@@ -343,6 +350,22 @@ void server::handle_stop(client_connection& client, const proto::message& m) {
                           before == app_phase::freezing;
         begin_stop(a);
     }
+}
+
+// Another nginx that shares this helperd still uses the app (it sent USE within its idle
+// timeout): its requests must not lose the app under their feet.
+bool server::refuse_in_use(client_connection& client, app_runtime& a, const proto::message& m,
+                           std::string_view what) {
+    auto left = a.core.used_elsewhere(client.id(), std::chrono::steady_clock::now());
+    if (!left) {
+        return false;
+    }
+    log({m.app, m.unit}, log_level::info,
+        "client {}: {} {} refused: in use by another client for {} ms more", client.id(), what,
+        m.app, left->count());
+    send(client, make(proto::verb::failed, m.app, m.gen,
+                      fmt::format("in-use: by another client for {} ms more", left->count())));
+    return true;
 }
 
 void server::handle_freeze(client_connection& client, const proto::message& m) {
@@ -356,6 +379,9 @@ void server::handle_freeze(client_connection& client, const proto::message& m) {
         return;
     }
     app_runtime& a = app(m.app);
+    if (refuse_in_use(client, a, m, "FREEZE")) {
+        return;
+    }
     switch (a.core.on_freeze(w, std::string(m.unit))) {
     case app_core::freeze_decision::freeze_unit:
         begin_freeze(a);

@@ -81,6 +81,7 @@ typedef struct {
     ngx_event_t                    release_ev;    /* next batch */
     ngx_event_t                    stop_watch;    /* held while stopping */
     uint64_t                       asked_gen;     /* START/WAIT sent for it */
+    uint64_t                       reported_active; /* last_active sent in USE */
 
     unsigned                       enabled:1;
     unsigned                       asked:1;
@@ -198,6 +199,7 @@ static void ngx_http_ondemand_helper_deadline(ngx_event_t *ev);
 static void ngx_http_ondemand_resync(void);
 static void ngx_http_ondemand_resend_stops(void);
 static void ngx_http_ondemand_idle_scan(ngx_event_t *ev);
+static void ngx_http_ondemand_report_use(ngx_http_ondemand_app_t *app);
 static ngx_int_t ngx_http_ondemand_status_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_ondemand_wait_time_variable(ngx_http_request_t *r,
@@ -1247,7 +1249,7 @@ static void
 ngx_http_ondemand_helper_line(std::string_view line)
 {
     bool                            same_gen, applied, stopping, freezing,
-                                    timeout;
+                                    timeout, in_use;
     proto::parse_result             pr;
     ngx_http_ondemand_app_t        *app;
     ngx_http_ondemand_helper_t     *h;
@@ -1302,6 +1304,7 @@ ngx_http_ondemand_helper_line(std::string_view line)
     same_gen = (m.gen == app->record->gen.load());
     stopping = (app->record->state.load() == ondemand::app_state::stopping);
     freezing = (app->record->state.load() == ondemand::app_state::freezing);
+    in_use = false;
 
     switch (m.kind) {
 
@@ -1313,7 +1316,12 @@ ngx_http_ondemand_helper_line(std::string_view line)
         /* a failed stop leaves the unit in an unknown state: the next
          * request starts it, which is a no-op for a running unit;
          * a failed freeze leaves it running */
-        if (stopping) {
+        in_use = (stopping || freezing) && m.text.substr(0, 6) == "in-use";
+
+        if (in_use) {
+            applied = ondemand::on_stop_refused(*app->record, m.gen);
+
+        } else if (stopping) {
             applied = ondemand::on_stopped(*app->record, m.gen);
 
         } else if (freezing) {
@@ -1340,7 +1348,13 @@ ngx_http_ondemand_helper_line(std::string_view line)
 
     ngx_shmtx_unlock(&zctx->shpool->mutex);
 
-    if (m.kind == proto::verb::failed && (stopping || freezing)) {
+    if (m.kind == proto::verb::failed && in_use) {
+        ngx_log_error(NGX_LOG_INFO, h->log, 0,
+                      "ondemand: app \"%V\" not %s, another nginx uses it: %*s",
+                      &app->name, stopping ? "stopped" : "frozen",
+                      m.text.size(), m.text.data());
+
+    } else if (m.kind == proto::verb::failed && (stopping || freezing)) {
         ngx_log_error(NGX_LOG_ERR, h->log, 0,
                       "ondemand: app \"%V\" failed to %s: %*s",
                       &app->name, stopping ? "stop" : "freeze",
@@ -1396,6 +1410,11 @@ ngx_http_ondemand_helper_line(std::string_view line)
 
     /* ready, or a change the waiters re-evaluate against the shared state */
     ngx_http_ondemand_wake_all(app, 0, NGX_HTTP_ONDEMAND_COLD);
+
+    if (m.kind == proto::verb::ready) {
+        /* from now on another nginx sharing the helper must not stop it */
+        ngx_http_ondemand_report_use(app);
+    }
 }
 
 
@@ -1603,6 +1622,8 @@ ngx_http_ondemand_idle_scan(ngx_event_t *ev)
     for (i = 0; h->connected && i < omcf->apps.nelts; i++) {
         app = apps[i];
 
+        ngx_http_ondemand_report_use(app);
+
         if (app->record->state.load() == ondemand::app_state::frozen) {
             ngx_shmtx_lock(&zctx->shpool->mutex);
             stop = ondemand::begin_frozen_stop(*app->record, ngx_pid,
@@ -1655,6 +1676,45 @@ ngx_http_ondemand_idle_scan(ngx_event_t *ev)
     }
 
     ngx_add_timer(ev, omcf->idle_interval);
+}
+
+
+/*
+ * USE: tells helperd how much longer this nginx uses a ready app, so that
+ * another nginx sharing the helper cannot stop it under our requests.  Sent
+ * when there was a request since the last report, or while one is in flight.
+ */
+
+static void
+ngx_http_ondemand_report_use(ngx_http_ondemand_app_t *app)
+{
+    uint64_t        last, lease;
+    proto::message  msg;
+
+    if (app->record->state.load() != ondemand::app_state::ready) {
+        return;
+    }
+
+    last = app->record->last_active_ms.load();
+
+    if (last == app->reported_active && app->record->in_flight.load() == 0) {
+        return;
+    }
+
+    lease = ondemand::use_lease(*app->record, ngx_current_msec,
+                                app->idle_timeout);
+    if (lease == 0) {
+        return;
+    }
+
+    msg.kind = proto::verb::use;
+    msg.app = ngx_http_ondemand_sv(&app->name);
+    msg.gen = app->record->gen.load();
+    msg.lease_ms = lease;
+
+    if (ngx_http_ondemand_send(msg) == NGX_OK) {
+        app->reported_active = last;
+    }
 }
 
 

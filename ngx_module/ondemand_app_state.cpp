@@ -112,6 +112,27 @@ bool on_freeze_failed(app_record& r, std::uint64_t gen) {
     return true;
 }
 
+bool on_stop_refused(app_record& r, std::uint64_t gen) {
+    app_state s = r.state.load();
+    if (gen != r.gen.load() || (s != app_state::stopping && s != app_state::freezing)) {
+        return false;
+    }
+    r.state.store(app_state::ready);
+    return true;
+}
+
+std::uint64_t use_lease(const app_record& r, std::uint64_t now_ms, std::uint64_t idle_timeout_ms) {
+    // idle_timeout=0 (never stopped here): a day, renewed while requests come.
+    constexpr std::uint64_t forever_ms = 24 * 3600 * 1000ULL;
+    std::uint64_t idle = idle_timeout_ms != 0 ? idle_timeout_ms : forever_ms;
+    if (r.in_flight.load() != 0) {
+        return idle;
+    }
+    std::uint64_t last = r.last_active_ms.load();
+    std::uint64_t since = now_ms > last ? now_ms - last : 0;
+    return since < idle ? idle - since : 0;
+}
+
 bool begin_frozen_stop(app_record& r, std::int64_t pid, std::uint64_t now_ms,
                        std::uint64_t frozen_timeout_ms, std::uint64_t stop_timeout_ms) {
     if (frozen_timeout_ms == 0 || r.state.load() != app_state::frozen) {

@@ -119,6 +119,15 @@ bool on_frozen(app_record& r, std::uint64_t gen);
 // A freeze that failed: the app still runs, so it is ready again. Returns true when it applied.
 bool on_freeze_failed(app_record& r, std::uint64_t gen);
 
+// helperd refused a stop or freeze because another nginx uses the app: it stays ready (the
+// idle scan tries again later). Returns true when it applied.
+bool on_stop_refused(app_record& r, std::uint64_t gen);
+
+// The lease a worker reports to helperd (USE) for a ready app: how much longer this nginx
+// counts as using it: its idle timeout from the end of the last request, or the whole idle
+// timeout while a request is in flight. 0: nothing to report (idle already).
+std::uint64_t use_lease(const app_record& r, std::uint64_t now_ms, std::uint64_t idle_timeout_ms);
+
 // A frozen app idle for `frozen_timeout_ms` (0: never) since its last request is stopped.
 // Returns true when the caller must send STOP.
 bool begin_frozen_stop(app_record& r, std::int64_t pid, std::uint64_t now_ms,

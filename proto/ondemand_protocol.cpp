@@ -13,11 +13,12 @@ struct verb_entry {
     verb kind;
 };
 
-constexpr std::array<verb_entry, 13> verbs{{
+constexpr std::array<verb_entry, 14> verbs{{
     {"START", verb::start},
     {"WAIT", verb::wait},
     {"STOP", verb::stop},
     {"FREEZE", verb::freeze},
+    {"USE", verb::use},
     {"STATUS", verb::status},
     {"READY", verb::ready},
     {"FAILED", verb::failed},
@@ -238,7 +239,29 @@ parse_result parse(std::string_view line) {
         if (!valid_unit_name(m.unit)) {
             return fail("invalid unit name");
         }
+        if (m.kind == verb::stop && fields.rest() == "force") {
+            m.force = true;
+            r.ok = true;
+            return r;
+        }
         break;
+
+    case verb::use: {
+        std::string_view lease;
+        if (!fields.next(m.app) || !fields.next(gen) || !fields.next(lease)) {
+            return fail("USE needs: app gen lease_ms");
+        }
+        if ((bad = check_app(m.app))) {
+            return fail(bad);
+        }
+        if (!parse_u64(gen, m.gen)) {
+            return fail("invalid generation");
+        }
+        if (!parse_u64(lease, m.lease_ms) || m.lease_ms == 0) {
+            return fail("invalid lease");
+        }
+        break;
+    }
 
     case verb::wait:
     case verb::ready:
@@ -421,6 +444,8 @@ bool valid_for_format(const message& m) {
         return valid_app_name(m.app) && valid_unit_name(m.unit) &&
                (m.kind != verb::app ||
                 (!m.state.empty() && all_printable(m.state) && valid_attrs(m.attrs)));
+    case verb::use:
+        return valid_app_name(m.app) && m.lease_ms > 0;
     case verb::wait:
     case verb::ready:
     case verb::stopped:
@@ -458,6 +483,12 @@ std::size_t format(const message& m, char* buf, std::size_t capacity) {
     case verb::stop:
     case verb::freeze:
         w.field(m.app).field(m.gen).field(m.unit);
+        if (m.kind == verb::stop && m.force) {
+            w.field("force");
+        }
+        break;
+    case verb::use:
+        w.field(m.app).field(m.gen).field(m.lease_ms);
         break;
     case verb::wait:
     case verb::ready:

@@ -24,8 +24,9 @@ enum class verb : std::uint8_t {
     // requests (nginx -> helperd)
     start,  // START app gen unit ready timeout_ms socket
     wait,   // WAIT app gen
-    stop,   // STOP app gen unit
+    stop,   // STOP app gen unit [force]
     freeze, // FREEZE app gen unit
+    use,    // USE app gen lease_ms
     status, // STATUS
     // replies and pushes (helperd -> nginx)
     ready,   // READY app gen
@@ -46,6 +47,10 @@ struct message {
     std::string_view ready; // "connect", "notify" or "http:/path"
     std::uint64_t timeout_ms = 0;
     std::string_view socket;
+    // USE: how long this client counts as using the app (its idle timeout).
+    std::uint64_t lease_ms = 0;
+    // STOP: stop even while another client uses the app (an operator's stop).
+    bool force = false;
     std::string_view state; // APP
     // APP: the key=value fields after the unit, as on the wire ("since=1 starts=2"; may be
     // empty). Read them with next_attr() or find_attr(); unknown keys are to be ignored.

@@ -351,3 +351,29 @@ TEST(Freeze, DownMakesAFrozenAppCold) {
 }
 
 } // namespace
+
+namespace {
+
+TEST(SharedApps, LeaseRunsFromTheEndOfTheLastRequest) {
+    app_record r;
+    make_ready(r, 1000);
+    EXPECT_EQ(use_lease(r, 1000, idle), idle);
+    EXPECT_EQ(use_lease(r, 1000 + 250, idle), idle - 250);
+    EXPECT_EQ(use_lease(r, 1000 + idle, idle), 0u);
+    ASSERT_TRUE(warm_enter(r));
+    EXPECT_EQ(use_lease(r, 1000 + 10 * idle, idle), idle); // in flight: the whole timeout
+    warm_leave(r, 5000);
+    EXPECT_EQ(use_lease(r, 5000, 0), 24 * 3600 * 1000ULL); // never stopped here
+}
+
+TEST(SharedApps, ARefusedStopLeavesTheAppReady) {
+    app_record r;
+    make_ready(r, 1000);
+    ASSERT_TRUE(begin_stop(r, worker_a, 1000 + idle, idle, stop_timeout));
+    EXPECT_FALSE(on_stop_refused(r, 7));
+    EXPECT_TRUE(on_stop_refused(r, 1));
+    EXPECT_EQ(r.state.load(), app_state::ready);
+    EXPECT_TRUE(warm_enter(r));
+}
+
+} // namespace

@@ -313,3 +313,44 @@ TEST(AppCore, StopOfAFrozenAppAndDownWhileFrozen) {
     EXPECT_EQ(app.on_stop({2, 2}, "ondemand-blog.service", canceled), stop_decision::stop_unit);
     EXPECT_THAT(canceled, ElementsAre(waiter{1, 2})) << "the stop replaces the freeze";
 }
+
+namespace {
+
+// Shared apps: a client's USE is a lease; a STOP from another client is refused meanwhile.
+TEST(AppCoreLeases, AnotherClientsLeaseCounts) {
+    app_core a("blog");
+    const steady_time t0{};
+    a.on_use(client_id{2}, t0, 5000ms);
+    EXPECT_FALSE(a.used_elsewhere(client_id{2}, t0).has_value()); // its own lease
+    auto left = a.used_elsewhere(client_id{3}, t0 + 1000ms);
+    ASSERT_TRUE(left.has_value());
+    EXPECT_EQ(*left, 4000ms);
+}
+
+TEST(AppCoreLeases, ALeaseEndsOnTimeWithinTheSlack) {
+    app_core a("blog");
+    const steady_time t0{};
+    a.on_use(client_id{2}, t0, 5000ms);
+    EXPECT_TRUE(a.used_elsewhere(client_id{3}, t0 + 4800ms).has_value());
+    EXPECT_FALSE(a.used_elsewhere(client_id{3}, t0 + 4950ms).has_value());
+    EXPECT_FALSE(a.used_elsewhere(client_id{3}, t0 + 6000ms).has_value());
+}
+
+TEST(AppCoreLeases, TheLongestLeaseCountsAndRenewalsExtend) {
+    app_core a("blog");
+    const steady_time t0{};
+    a.on_use(client_id{2}, t0, 1000ms);
+    a.on_use(client_id{4}, t0, 3000ms);
+    a.on_use(client_id{2}, t0 + 500ms, 4000ms);
+    EXPECT_EQ(*a.used_elsewhere(client_id{3}, t0), 4500ms);
+}
+
+TEST(AppCoreLeases, ADisconnectedClientHoldsNoLease) {
+    app_core a("blog");
+    const steady_time t0{};
+    a.on_use(client_id{2}, t0, 5000ms);
+    a.forget_client(client_id{2});
+    EXPECT_FALSE(a.used_elsewhere(client_id{3}, t0).has_value());
+}
+
+} // namespace

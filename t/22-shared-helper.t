@@ -1,0 +1,84 @@
+#!/usr/bin/perl
+# Two nginx instances (each with its own zone) share one helperd and one app. The one with the
+# short idle timeout may not stop the app while the other still uses it: helperd refuses the
+# STOP (each nginx reports its use with USE), and the app stops once neither uses it.
+
+use strict;
+use warnings;
+use Test::More;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use File::Path qw(make_path);
+use Ondemand::Test;
+use Ondemand::Stack;
+
+sandbox_up();
+install_app('shared');
+start_helperd();
+
+sub site {
+    my ($idle) = @_;
+    return <<"EOF";
+    upstream shared {
+        server unix:${\ app_socket('shared')};
+        ondemand unit=${\ app_unit('shared')} idle_timeout=$idle;
+    }
+    server {
+        listen 127.0.0.1:PORT;
+        location / { ondemand_app shared; proxy_pass http://shared; }
+    }
+EOF
+}
+
+# nginx A: the stack's own, idle_timeout=500ms
+my $http_a = site('500ms');
+$http_a =~ s/PORT/${\ nginx_port()}/;
+start_nginx(http => $http_a);
+
+# nginx B: a second instance with its own zone and an idle timeout of 4 s
+my $dir_b = testdir() . '/nginx-b';
+make_path("$dir_b/tmp");
+my $port_b = free_port();
+my $http_b = site('4s');
+$http_b =~ s/PORT/$port_b/;
+my $module = repo_root() . '/build/modules/ngx_http_ondemand_module.so';
+open(my $fh, '>', "$dir_b/nginx.conf") or die;
+print $fh <<"EOF";
+load_module $module;
+user root;
+worker_processes 1;
+error_log $dir_b/error.log info;
+pid $dir_b/nginx.pid;
+events {}
+http {
+    access_log off;
+    client_body_temp_path $dir_b/tmp/body; proxy_temp_path $dir_b/tmp/proxy;
+    fastcgi_temp_path $dir_b/tmp/fastcgi; uwsgi_temp_path $dir_b/tmp/uwsgi; scgi_temp_path $dir_b/tmp/scgi;
+    ondemand_zone ondemand_b:1m;
+    ondemand_helper unix:${\ helperd_socket()};
+$http_b
+}
+EOF
+close $fh;
+start_daemon(name => 'nginx-b', cmd => [ '/usr/sbin/nginx', '-p', $dir_b, '-c', "$dir_b/nginx.conf",
+    '-g', 'daemon off;' ], log => "$dir_b/stderr.log", ready_port => $port_b, stop_signal => 'QUIT');
+
+my $a = http_get(nginx_port(), '/', timeout => 30);
+is($a->{status}, 200, 'A: cold start');
+my $b = http_get($port_b, '/', timeout => 30);
+is($b->{status}, 200, 'B: served');
+is($b->{headers}{'x-pid'}, $a->{headers}{'x-pid'}, 'B: by the app A started');
+is(helperd_start_units(app_unit('shared')), 1, 'one StartUnit for both');
+
+ok(wait_log_line(nginx_error_log(), qr/app "shared" not stopped, another nginx uses it: in-use/, timeout => 10),
+    "A's idle stop is refused while B uses the app");
+is(unit_active(app_unit('shared')), 'active', 'the app keeps running');
+my $again = http_get($port_b, '/');
+is($again->{status}, 200, 'B: still served warm');
+is($again->{headers}{'x-pid'}, $a->{headers}{'x-pid'}, 'B: by the same process');
+
+ok(wait_for(sub { unit_active(app_unit('shared')) eq 'inactive' }, timeout => 20,
+    what => 'the app to stop once neither nginx uses it'), 'stopped once neither uses it');
+is(count_log_lines("$dir_b/error.log", qr/\[(alert|crit)\]/), 0, 'B: no alert');
+
+done_testing();
