@@ -134,8 +134,7 @@ class app_core {
     void on_use(client_id client, steady_time now, std::chrono::milliseconds lease);
     // How much longer another client than `asker` uses the app; nothing when none does.
     // A STOP or FREEZE (not forced) is refused meanwhile (docs/helperd.md, "Shared apps").
-    std::optional<std::chrono::milliseconds> used_elsewhere(client_id asker,
-                                                            steady_time now) const;
+    std::optional<std::chrono::milliseconds> used_elsewhere(client_id asker, steady_time now) const;
 
   private:
     struct pending_wait {
