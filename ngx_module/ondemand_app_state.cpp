@@ -123,7 +123,7 @@ bool on_stop_refused(app_record& r, std::uint64_t gen) {
 
 std::uint64_t use_lease(const app_record& r, std::uint64_t now_ms, std::uint64_t idle_timeout_ms) {
     // idle_timeout=0 (never stopped here): a day, renewed while requests come.
-    constexpr std::uint64_t forever_ms = 24 * 3600 * 1000ULL;
+    constexpr std::uint64_t forever_ms = 24ULL * 3600 * 1000;
     std::uint64_t idle = idle_timeout_ms != 0 ? idle_timeout_ms : forever_ms;
     if (r.in_flight.load() != 0) {
         return idle;
