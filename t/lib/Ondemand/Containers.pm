@@ -11,12 +11,15 @@ use Carp qw(croak);
 use Exporter qw(import);
 use File::Path qw(make_path);
 use Ondemand::Test;
+use Ondemand::Stack;
+use Test::More;
 
 our @EXPORT = qw(
   build_image image_name
   conf_dir write_app_conf install_template container_socket
   podman_setup podman
   start_dockerd docker docker_image_name
+  container_suite
 );
 
 my $OWNER_PID = $$;
@@ -194,6 +197,100 @@ END {
     }
 }
 
+# The end-to-end steps every container engine goes through (t/40-podman.t, t/41-docker.t):
+# nginx with one upstream per app, then for each app cold start, warm request (no helperd
+# traffic), the container killed from outside (helperd pushes DOWN, the next request starts it
+# again), idle stop (the container is gone); then an app whose image is missing: a prompt 502
+# and a reason that names the image. Options: engine (name in test names), cli (podman/docker
+# function), shapes ({ app => template prefix }), unit_of (app -> unit), missing_image.
+sub container_suite {
+    my (%o) = @_;
+    my ($shape, $unit_of, $cli) = @o{qw(shapes unit_of cli)};
+
+    my $upstreams = '';
+    for my $app ((sort keys %$shape), 'noimg') {
+        $upstreams .= <<~"EOF";
+        upstream $app {
+            server unix:${\ container_socket($app)};
+            ondemand unit=${\ $unit_of->($app)} start_timeout=30s idle_timeout=3s;
+        }
+    EOF
+    }
+    start_nginx(http => <<~"EOF");
+    $upstreams
+        server {
+            listen 127.0.0.1:${\ nginx_port()};
+            location / { ondemand_app \$http_x_app; proxy_pass http://\$http_x_app; }
+        }
+    EOF
+
+    my $get = sub { http_get(nginx_port(), $_[1] // '/', headers => { 'X-App' => $_[0] }, timeout => 40) };
+    my $running = sub { scalar grep { /^ondemand-\Q$_[0]\E$/ } split /\n/, ($cli->('ps', '--format', '{{.Names}}'))[0] };
+
+    for my $app (sort keys %$shape) {
+        my $unit = $unit_of->($app);
+        my $what = "$shape->{$app}\@.service";
+
+        # -- cold
+        is(unit_active($unit), 'inactive', "$what: not running before the first request");
+        my $cold = $get->($app, '/cold');
+        is($cold->{status}, 200, "$what: cold request: 200");
+        like($cold->{body} // '', qr/^app=\Q$app\E pid=1 path=\/cold$/m,
+            "$what: answered by the app as PID 1 of its container");
+        is(unit_active($unit), 'active', "$what: the unit is active");
+        is($running->($app), 1, "$what: $o{engine} runs the container");
+        diag(sprintf "%s: cold start answered in %.0f ms", $what, $cold->{elapsed} * 1000);
+
+        # -- warm: no helperd traffic
+        my $from = log_size(helperd_log());
+        my $warm = $get->($app, '/warm');
+        is($warm->{status}, 200, "$what: warm request: 200");
+        like($warm->{body} // '', qr/path=\/warm/, "$what: warm request reaches the app");
+        is(count_log_lines(helperd_log(), qr/\b(START|WAIT)\b/, from => $from), 0,
+            "$what: warm request: helperd received nothing");
+
+        # -- killed from outside: helperd pushes DOWN, the next request starts it again
+        $from = log_size(helperd_log());
+        my $nfrom = log_size(nginx_error_log());
+        my ($out, $st) = $cli->('kill', "ondemand-$app");
+        is($st, 0, "$what: $o{engine} kill from outside") or diag($out);
+        ok(wait_for(sub { unit_active($unit) =~ /^(inactive|failed)$/ }, timeout => 20,
+            what => "$unit to go down"), "$what: the unit goes down with its container");
+        ok(wait_log_line(nginx_error_log(), qr/ondemand: app "\Q$app\E" went down/, from => $nfrom,
+            timeout => 10), "$what: nginx hears that the app went down");
+        my $again = $get->($app, '/again');
+        is($again->{status}, 200, "$what: the next request starts it again: 200");
+        is(helperd_start_units($unit, from => $from), 1, "$what: with one new StartUnit");
+        is(unit_active($unit), 'active', "$what: the unit is active again");
+
+        # -- idle stop: the container is stopped and removed
+        $from = log_size(helperd_log());
+        ok(wait_log_line(helperd_log(), qr/app \Q$app\E stopped/, from => $from, timeout => 20),
+            "$what: stopped after its idle timeout");
+        is(unit_active($unit), 'inactive', "$what: the unit is inactive after the idle stop");
+        ok(wait_for(sub { !$running->($app) }, timeout => 10, what => 'container gone'),
+            "$what: the container is gone");
+        ok(!-S container_socket($app), "$what: its socket is removed");
+        my $after = $get->($app, '/after-idle');
+        is($after->{status}, 200, "$what: a request after the idle stop starts it again");
+    }
+
+    # -- the image is missing: a prompt 502, and the error log says why
+    my $nfrom = log_size(nginx_error_log());
+    my $r = $get->('noimg');
+    is($r->{status}, 502, 'missing image: 502');
+    cmp_ok($r->{elapsed}, '<', 10, 'missing image: answered at once, not at the start timeout');
+    my $line = wait_log_line(nginx_error_log(), qr/ondemand: app "noimg" failed to start/,
+        from => $nfrom, timeout => 5);
+    ok($line, 'missing image: the error log says the app failed to start');
+    diag("reason logged: $line") if $line;
+    is((run_cmd('systemctl', '--user', 'show', '-p', 'StatusText', '--value', $unit_of->('noimg')))[0],
+        "image $o{missing_image} not found (pull it first; PULL=never)\n",
+        "missing image: the unit's status text names the image");
+    like($line // '', qr/status: image \Q$o{missing_image}\E not found \(pull it first; PULL=never\)/,
+        'missing image: the reason in the error log names the image (the unit\'s StatusText)');
+}
+
 1;
 
 __END__
@@ -258,6 +355,11 @@ podman with that environment and returns its output (and status in list context)
 Starts a private dockerd (daemon C<dockerd>, log C<testdir()/docker/dockerd.log>), writes
 C<conf_dir()/docker.env> (C<DOCKER_HOST>, json-file logs) and imports the image.
 C<docker(@args)> runs the docker CLI against it.
+
+=item container_suite(engine => 'podman', cli => \&podman, shapes => { app => 'ondemand-podman' },
+unit_of => sub { ... }, missing_image => 'localhost/x:latest')
+
+Starts nginx and runs the end-to-end steps every engine goes through (see the comment above it).
 
 =back
 
