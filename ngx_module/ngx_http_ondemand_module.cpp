@@ -345,6 +345,17 @@ ngx_module_t  ngx_http_ondemand_module = {
 
 static ngx_http_ondemand_helper_t  ngx_http_ondemand_helper_conn;
 
+
+/* the main configuration of the running cycle, for event handlers */
+
+static ngx_http_ondemand_main_conf_t *
+ngx_http_ondemand_cycle_conf(void)
+{
+    return (ngx_http_ondemand_main_conf_t *)
+               ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                                   ngx_http_ondemand_module);
+}
+
 /* the request context of every warm request: no allocation on the warm path */
 static ngx_http_ondemand_ctx_t  ngx_http_ondemand_warm_ctx;
 
@@ -925,9 +936,7 @@ ngx_http_ondemand_ask(ngx_http_ondemand_app_t *app,
         if (!ngx_http_ondemand_helper_conn.deadline.timer_set) {
             ngx_http_ondemand_main_conf_t  *omcf;
 
-            omcf = (ngx_http_ondemand_main_conf_t *)
-                ngx_http_cycle_get_module_main_conf(ngx_cycle,
-                                                    ngx_http_ondemand_module);
+            omcf = ngx_http_ondemand_cycle_conf();
 
             ngx_add_timer(&ngx_http_ondemand_helper_conn.deadline,
                           omcf->helper_timeout);
@@ -1017,9 +1026,7 @@ ngx_http_ondemand_connect(ngx_event_t *ev)
 
     h = &ngx_http_ondemand_helper_conn;
 
-    omcf = (ngx_http_ondemand_main_conf_t *)
-               ngx_http_cycle_get_module_main_conf(ngx_cycle,
-                                                   ngx_http_ondemand_module);
+    omcf = ngx_http_ondemand_cycle_conf();
 
     s = ngx_socket(AF_UNIX, SOCK_STREAM, 0);
     if (s == (ngx_socket_t) -1) {
@@ -1144,9 +1151,7 @@ ngx_http_ondemand_helper_close(const char *why)
         app->asked = 0;
     }
 
-    omcf = (ngx_http_ondemand_main_conf_t *)
-               ngx_http_cycle_get_module_main_conf(ngx_cycle,
-                                                   ngx_http_ondemand_module);
+    omcf = ngx_http_ondemand_cycle_conf();
 
     if (!ngx_queue_empty(&h->busy_apps) && !h->deadline.timer_set) {
         ngx_add_timer(&h->deadline, omcf->helper_timeout);
@@ -1286,9 +1291,7 @@ ngx_http_ondemand_helper_line(std::string_view line)
         return;
     }
 
-    omcf = (ngx_http_ondemand_main_conf_t *)
-               ngx_http_cycle_get_module_main_conf(ngx_cycle,
-                                                   ngx_http_ondemand_module);
+    omcf = ngx_http_ondemand_cycle_conf();
 
     app = ngx_http_ondemand_find_app(omcf, (u_char *) m.app.data(),
                                      m.app.size());
@@ -1435,9 +1438,7 @@ ngx_http_ondemand_helper_deadline(ngx_event_t *ev)
         return;
     }
 
-    omcf = (ngx_http_ondemand_main_conf_t *)
-               ngx_http_cycle_get_module_main_conf(ngx_cycle,
-                                                   ngx_http_ondemand_module);
+    omcf = ngx_http_ondemand_cycle_conf();
     zctx = (ngx_http_ondemand_zone_ctx_t *) omcf->shm_zone->data;
 
     while (!ngx_queue_empty(&h->busy_apps)) {
@@ -1474,9 +1475,7 @@ ngx_http_ondemand_resend_stops(void)
     ngx_http_ondemand_app_t        *app, **apps;
     ngx_http_ondemand_main_conf_t  *omcf;
 
-    omcf = (ngx_http_ondemand_main_conf_t *)
-               ngx_http_cycle_get_module_main_conf(ngx_cycle,
-                                                   ngx_http_ondemand_module);
+    omcf = ngx_http_ondemand_cycle_conf();
     apps = (ngx_http_ondemand_app_t **) omcf->apps.elts;
 
     for (i = 0; i < omcf->apps.nelts; i++) {
@@ -1511,9 +1510,7 @@ ngx_http_ondemand_warm_up(void)
     ngx_http_ondemand_main_conf_t  *omcf;
     ondemand::request_action        action;
 
-    omcf = (ngx_http_ondemand_main_conf_t *)
-               ngx_http_cycle_get_module_main_conf(ngx_cycle,
-                                                   ngx_http_ondemand_module);
+    omcf = ngx_http_ondemand_cycle_conf();
     zctx = (ngx_http_ondemand_zone_ctx_t *) omcf->shm_zone->data;
     apps = (ngx_http_ondemand_app_t **) omcf->apps.elts;
 
@@ -1611,9 +1608,7 @@ ngx_http_ondemand_idle_scan(ngx_event_t *ev)
 
     h = &ngx_http_ondemand_helper_conn;
 
-    omcf = (ngx_http_ondemand_main_conf_t *)
-               ngx_http_cycle_get_module_main_conf(ngx_cycle,
-                                                   ngx_http_ondemand_module);
+    omcf = ngx_http_ondemand_cycle_conf();
     zctx = (ngx_http_ondemand_zone_ctx_t *) omcf->shm_zone->data;
     apps = (ngx_http_ondemand_app_t **) omcf->apps.elts;
 
@@ -2045,9 +2040,7 @@ ngx_http_ondemand_free_warm_peer(ngx_peer_connection_t *pc, void *data,
         return;
     }
 
-    omcf = (ngx_http_ondemand_main_conf_t *)
-               ngx_http_cycle_get_module_main_conf(ngx_cycle,
-                                                   ngx_http_ondemand_module);
+    omcf = ngx_http_ondemand_cycle_conf();
     zctx = (ngx_http_ondemand_zone_ctx_t *) omcf->shm_zone->data;
 
     ngx_shmtx_lock(&zctx->shpool->mutex);
