@@ -192,6 +192,7 @@ static void ngx_http_ondemand_ask(ngx_http_ondemand_app_t *app,
 static ngx_int_t ngx_http_ondemand_send(const proto::message &msg);
 static void ngx_http_ondemand_connect(ngx_event_t *ev);
 static void ngx_http_ondemand_helper_close(const char *why);
+static void ngx_http_ondemand_reconnect_now(void);
 static void ngx_http_ondemand_helper_read(ngx_event_t *rev);
 static void ngx_http_ondemand_helper_write(ngx_event_t *wev);
 static void ngx_http_ondemand_helper_line(std::string_view line);
@@ -933,6 +934,12 @@ ngx_http_ondemand_ask(ngx_http_ondemand_app_t *app,
     if (!ngx_http_ondemand_helper_conn.connected) {
         /* ngx_http_ondemand_resync() asks once connected */
 
+        ngx_http_ondemand_reconnect_now();
+
+        if (ngx_http_ondemand_helper_conn.connected) {
+            return;
+        }
+
         if (!ngx_http_ondemand_helper_conn.deadline.timer_set) {
             ngx_http_ondemand_main_conf_t  *omcf;
 
@@ -1116,6 +1123,33 @@ retry:
     if (!ngx_queue_empty(&h->busy_apps) && !h->deadline.timer_set) {
         ngx_add_timer(&h->deadline, omcf->helper_timeout);
     }
+}
+
+
+/*
+ * A request needs the helper: do not let it wait out a backoff that has
+ * grown while nobody needed the helper (a restarted helperd is back at once,
+ * and the backoff may be longer than ondemand_helper_timeout).
+ */
+
+static void
+ngx_http_ondemand_reconnect_now(void)
+{
+    ngx_event_t  *ev;
+
+    ev = &ngx_http_ondemand_helper_conn.reconnect;
+
+    if (!ev->timer_set
+        || (ngx_msec_int_t) (ev->timer.key - ngx_current_msec)
+           <= NGX_HTTP_ONDEMAND_BACKOFF_MIN)
+    {
+        return;
+    }
+
+    ngx_del_timer(ev);
+    ngx_http_ondemand_helper_conn.backoff = NGX_HTTP_ONDEMAND_BACKOFF_MIN;
+
+    ngx_http_ondemand_connect(ev);
 }
 
 
