@@ -13,7 +13,8 @@ struct verb_entry {
     verb kind;
 };
 
-constexpr std::array<verb_entry, 14> verbs{{
+constexpr std::array<verb_entry, 15> verbs{{
+    {"HELLO", verb::hello},
     {"START", verb::start},
     {"WAIT", verb::wait},
     {"STOP", verb::stop},
@@ -117,6 +118,10 @@ bool valid_app_name(std::string_view name) {
     return true;
 }
 
+bool valid_instance_name(std::string_view name) {
+    return valid_app_name(name);
+}
+
 bool valid_unit_name(std::string_view name) {
     if (name.empty() || name.size() > max_unit_name_length) {
         return false;
@@ -199,6 +204,15 @@ parse_result parse(std::string_view line) {
     const char* bad = nullptr;
 
     switch (m.kind) {
+    case verb::hello:
+        if (!fields.next(m.instance)) {
+            return fail("HELLO needs: instance");
+        }
+        if (!valid_instance_name(m.instance)) {
+            return fail("invalid instance name");
+        }
+        break;
+
     case verb::start:
         if (!fields.next(m.app) || !fields.next(gen) || !fields.next(m.unit) ||
             !fields.next(m.ready) || !fields.next(timeout) || !fields.next(m.socket)) {
@@ -444,6 +458,8 @@ bool valid_for_format(const message& m) {
         return valid_app_name(m.app) && valid_unit_name(m.unit) &&
                (m.kind != verb::app ||
                 (!m.state.empty() && all_printable(m.state) && valid_attrs(m.attrs)));
+    case verb::hello:
+        return valid_instance_name(m.instance);
     case verb::use:
         return valid_app_name(m.app) && m.lease_ms > 0;
     case verb::wait:
@@ -486,6 +502,9 @@ std::size_t format(const message& m, char* buf, std::size_t capacity) {
         if (m.kind == verb::stop && m.force) {
             w.field("force");
         }
+        break;
+    case verb::hello:
+        w.field(m.instance);
         break;
     case verb::use:
         w.field(m.app).field(m.gen).field(m.lease_ms);

@@ -22,6 +22,7 @@ inline constexpr std::size_t max_http_path_length = 1024;
 
 enum class verb : std::uint8_t {
     // requests (nginx -> helperd)
+    hello,  // HELLO instance  (first line: which nginx instance this connection belongs to)
     start,  // START app gen unit ready timeout_ms socket
     wait,   // WAIT app gen
     stop,   // STOP app gen unit [force]
@@ -42,6 +43,8 @@ enum class verb : std::uint8_t {
 struct message {
     verb kind = verb::error;
     std::string_view app;
+    // HELLO: the sender's instance (all connections of one nginx share it).
+    std::string_view instance;
     std::uint64_t gen = 0;
     std::string_view unit;
     std::string_view ready; // "connect", "notify" or "http:/path"
@@ -78,6 +81,8 @@ std::string_view verb_name(verb v);
 // Field syntax, shared by both sides so that neither accepts what the other refuses.
 // App names: 1-64 of [A-Za-z0-9_.-], not starting with '.' or '-'.
 bool valid_app_name(std::string_view name);
+// Instance names (HELLO): the same syntax as app names.
+bool valid_instance_name(std::string_view name);
 // A systemd unit name: 1-255 of [A-Za-z0-9:_.\\@-], at most one '@', a known unit suffix.
 bool valid_unit_name(std::string_view name);
 // "connect", "notify" or "http:" followed by an absolute path of printable non-space bytes.

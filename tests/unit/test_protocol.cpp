@@ -56,6 +56,7 @@ TEST(Protocol, EveryVerbRoundTrips) {
              "START blog 1 ondemand-blog.service connect 5000 /run/a.sock",
              "START a.b_c-d 18446744073709551615 ondemand-x@a\\x2db.service notify 1 /s",
              "START blog 0 ondemand-blog.service http:/x?y=1 5000 /run/a.sock",
+             "HELLO nginx-1f2e3d4c5b6a7988",
              "WAIT blog 7",
              "STOP blog 7 ondemand-blog.service",
              "STATUS",
@@ -74,6 +75,7 @@ TEST(Protocol, EveryVerbRoundTrips) {
 }
 
 TEST(Protocol, VerbNames) {
+    EXPECT_EQ(proto::verb_name(verb::hello), "HELLO");
     EXPECT_EQ(proto::verb_name(verb::start), "START");
     EXPECT_EQ(proto::verb_name(verb::wait), "WAIT");
     EXPECT_EQ(proto::verb_name(verb::stop), "STOP");
@@ -96,7 +98,7 @@ TEST(Protocol, FailedKeepsTheWholeReason) {
 TEST(Protocol, RefusesUnknownAndEmpty) {
     expect_refused("", "empty line or stray space");
     expect_refused(" STATUS", "empty line or stray space");
-    expect_refused("HELLO", "unknown verb");
+    expect_refused("HELO x", "unknown verb");
     expect_refused("start blog 1 ondemand-blog.service connect 5000 /s", "unknown verb");
     expect_refused("STARTX", "unknown verb");
 }
@@ -112,6 +114,26 @@ TEST(Protocol, RefusesMissingFields) {
     expect_refused("FAILED blog", "FAILED needs: app gen reason");
     expect_refused("DOWN", "DOWN needs: app");
     expect_refused("APP blog ready", "APP needs: app state unit");
+}
+
+TEST(Protocol, HelloNamesTheInstance) {
+    auto r = proto::parse("HELLO nginx-00ab");
+    ASSERT_TRUE(r.ok) << r.error;
+    EXPECT_EQ(r.msg.kind, verb::hello);
+    EXPECT_EQ(r.msg.instance, "nginx-00ab");
+    expect_refused("HELLO", "HELLO needs: instance");
+    expect_refused("HELLO a b", "unexpected extra field");
+    expect_refused("HELLO -x", "invalid instance name");
+    expect_refused("HELLO a/b", "invalid instance name");
+    expect_refused("HELLO " + std::string(proto::max_app_name_length + 1, 'a'),
+                   "invalid instance name");
+
+    std::array<char, 128> buf{};
+    proto::message m;
+    m.kind = verb::hello;
+    EXPECT_EQ(proto::format(m, buf.data(), buf.size()), 0u) << "HELLO needs an instance";
+    m.instance = "bad instance";
+    EXPECT_EQ(proto::format(m, buf.data(), buf.size()), 0u);
 }
 
 TEST(Protocol, RefusesExtraFields) {
