@@ -275,28 +275,31 @@ void app_core::forget_client(client_id client) {
     std::erase_if(start_waiters_, of_client);
     std::erase_if(stop_waiters_, of_client);
     std::erase_if(pending_, [client](const pending_wait& p) { return p.w.client == client; });
-    std::erase_if(leases_, [client](const use_lease& l) { return l.client == client; });
 }
 
-void app_core::on_use(client_id client, steady_time now, std::chrono::milliseconds lease) {
+void app_core::forget_owner(std::string_view owner) {
+    std::erase_if(leases_, [owner](const use_lease& l) { return l.owner == owner; });
+}
+
+void app_core::on_use(std::string_view owner, steady_time now, std::chrono::milliseconds lease) {
     std::erase_if(leases_, [now](const use_lease& l) { return l.until <= now; });
     auto it = std::find_if(leases_.begin(), leases_.end(),
-                           [client](const use_lease& l) { return l.client == client; });
+                           [owner](const use_lease& l) { return l.owner == owner; });
     if (it == leases_.end()) {
-        leases_.push_back({client, now + lease});
+        leases_.push_back({std::string(owner), now + lease});
     } else {
         it->until = std::max(it->until, now + lease);
     }
 }
 
-std::optional<std::chrono::milliseconds> app_core::used_elsewhere(client_id asker,
+std::optional<std::chrono::milliseconds> app_core::used_elsewhere(std::string_view asker,
                                                                   steady_time now) const {
     // nginx computes a lease as its idle timeout minus the time since the last request, with
     // its own cached clock: a lease that ends within the slack is over.
     constexpr std::chrono::milliseconds slack{100};
     std::optional<std::chrono::milliseconds> longest;
     for (const use_lease& l : leases_) {
-        if (l.client == asker || l.until <= now + slack) {
+        if (l.owner == asker || l.until <= now + slack) {
             continue;
         }
         auto left = std::chrono::ceil<std::chrono::milliseconds>(l.until - now);

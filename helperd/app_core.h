@@ -127,14 +127,18 @@ class app_core {
     // WAIT is removed and returned (answer them FAILED); a running start ends as failed.
     std::vector<waiter> abandon_starts(std::string reason);
 
-    // A client disconnected: forget everything it waits for, and its use of the app.
+    // A client disconnected: forget everything it waits for.
     void forget_client(client_id client);
 
-    // USE: `client` (an nginx) counts as using the app until now + lease (its idle timeout).
-    void on_use(client_id client, steady_time now, std::chrono::milliseconds lease);
-    // How much longer another client than `asker` uses the app; nothing when none does.
+    // USE: `owner` (an nginx instance, see lease_owner in server.h) counts as using the app
+    // until now + lease (its idle timeout).
+    void on_use(std::string_view owner, steady_time now, std::chrono::milliseconds lease);
+    // How much longer an owner other than `asker` uses the app; nothing when none does.
     // A STOP or FREEZE (not forced) is refused meanwhile (docs/helperd.md, "Shared apps").
-    std::optional<std::chrono::milliseconds> used_elsewhere(client_id asker, steady_time now) const;
+    std::optional<std::chrono::milliseconds> used_elsewhere(std::string_view asker,
+                                                            steady_time now) const;
+    // The owner's last connection is gone: its leases end.
+    void forget_owner(std::string_view owner);
 
   private:
     struct pending_wait {
@@ -160,7 +164,7 @@ class app_core {
     std::vector<waiter> stop_waiters_;
     std::vector<pending_wait> pending_;
     struct use_lease {
-        client_id client;
+        std::string owner;
         steady_time until;
     };
     std::vector<use_lease> leases_;

@@ -11,7 +11,13 @@ namespace asio = boost::asio;
 
 client_connection::client_connection(client_id id, asio::local::stream_protocol::socket socket,
                                      peer_credentials peer)
-    : id_(id), socket_(std::move(socket)), peer_(std::move(peer)) {}
+    : id_(id), socket_(std::move(socket)), peer_(std::move(peer)),
+      lease_owner_("#" + std::to_string(id)) {}
+
+void client_connection::set_instance(std::string_view instance) {
+    lease_owner_ = instance;
+    has_instance_ = true;
+}
 
 void client_connection::start(line_handler on_line, close_handler on_close) {
     on_line_ = std::move(on_line);

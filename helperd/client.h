@@ -32,6 +32,12 @@ class client_connection : public std::enable_shared_from_this<client_connection>
     client_id id() const { return id_; }
     const peer_credentials& peer() const { return peer_; }
 
+    // Whose use leases this connection's USE lines renew: its nginx instance once it has
+    // sent HELLO (every worker of one nginx shares it), else this connection alone ("#id").
+    const std::string& lease_owner() const { return lease_owner_; }
+    bool has_instance() const { return has_instance_; }
+    void set_instance(std::string_view instance);
+
     // Starts reading. on_close is called once, when the connection is gone.
     void start(line_handler on_line, close_handler on_close);
     // Queues one line; `line` must end in '\n'.
@@ -48,6 +54,8 @@ class client_connection : public std::enable_shared_from_this<client_connection>
     client_id id_;
     boost::asio::local::stream_protocol::socket socket_;
     peer_credentials peer_;
+    std::string lease_owner_;
+    bool has_instance_ = false;
     line_handler on_line_;
     close_handler on_close_;
     std::array<char, 4096> chunk_{};

@@ -167,10 +167,23 @@ void server::on_accepted(asio::local::stream_protocol::socket socket) {
 }
 
 void server::on_client_closed(client_id id) {
-    clients_.erase(id);
+    std::string owner;
+    if (auto it = clients_.find(id); it != clients_.end()) {
+        owner = it->second->lease_owner();
+        clients_.erase(it);
+    }
+    // An nginx's leases last while any of its workers is connected.
+    bool owner_left = std::none_of(clients_.begin(), clients_.end(), [&owner](const auto& c) {
+        return c.second->lease_owner() == owner;
+    });
+    std::string own_key = "#" + std::to_string(id);
     for (auto& [name, a] : apps_) {
         (void)name;
         a->core.forget_client(id);
+        a->core.forget_owner(own_key); // USE lines sent before its HELLO
+        if (owner_left) {
+            a->core.forget_owner(owner);
+        }
     }
     log(log_level::info, "client {} disconnected", id);
     if (shutting_down_ && clients_.empty() && shutdown_done_) {
@@ -198,6 +211,9 @@ void server::on_line(client_connection& client, std::string_view line) {
         return;
     }
     switch (r.msg.kind) {
+    case proto::verb::hello:
+        handle_hello(client, r.msg);
+        break;
     case proto::verb::start:
         handle_start(client, r.msg);
         break;
@@ -211,7 +227,7 @@ void server::on_line(client_connection& client, std::string_view line) {
         handle_freeze(client, r.msg);
         break;
     case proto::verb::use:
-        app(r.msg.app).core.on_use(client.id(), std::chrono::steady_clock::now(),
+        app(r.msg.app).core.on_use(client.lease_owner(), std::chrono::steady_clock::now(),
                                    std::chrono::milliseconds(r.msg.lease_ms));
         break;
     case proto::verb::status:
@@ -352,11 +368,24 @@ void server::handle_stop(client_connection& client, const proto::message& m) {
     }
 }
 
+// HELLO: the connection belongs to an nginx instance; its workers' USE leases are one owner's,
+// so that one worker's STOP is not refused because a sibling worker uses the app.
+void server::handle_hello(client_connection& client, const proto::message& m) {
+    if (client.has_instance()) {
+        log(log_level::warning, "client {} (pid {} uid {}): refused line: HELLO sent twice",
+            client.id(), client.peer().pid, client.peer().uid);
+        send(client, make(proto::verb::error, {}, 0, "HELLO sent twice"));
+        return;
+    }
+    client.set_instance(m.instance);
+    log(log_level::info, "client {} belongs to instance {}", client.id(), m.instance);
+}
+
 // Another nginx that shares this helperd still uses the app (it sent USE within its idle
 // timeout): its requests must not lose the app under their feet.
 bool server::refuse_in_use(client_connection& client, app_runtime& a, const proto::message& m,
                            std::string_view what) {
-    auto left = a.core.used_elsewhere(client.id(), std::chrono::steady_clock::now());
+    auto left = a.core.used_elsewhere(client.lease_owner(), std::chrono::steady_clock::now());
     if (!left) {
         return false;
     }

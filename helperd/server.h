@@ -86,6 +86,7 @@ class server {
     void handle_stop(client_connection& client, const proto::message& m);
     bool refuse_in_use(client_connection& client, app_runtime& a, const proto::message& m,
                        std::string_view what);
+    void handle_hello(client_connection& client, const proto::message& m);
     void handle_freeze(client_connection& client, const proto::message& m);
     void handle_status(client_connection& client);
 

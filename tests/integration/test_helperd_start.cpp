@@ -6,6 +6,7 @@
 #include <gmock/gmock.h>
 
 #include <memory>
+#include <thread>
 #include <vector>
 
 namespace ondemand::testing {
@@ -333,7 +334,7 @@ TEST_F(HelperdTest, DefaultAllowlistIsOndemandServices) {
 TEST_F(HelperdTest, MalformedLinesGetErrorAndTheConnectionStays) {
     start_helperd();
     auto c = connect();
-    c->send("HELLO");
+    c->send("HOWDY");
     EXPECT_EQ(c->read_line(), "ERROR unknown verb");
     c->send("WAIT blog  1");
     EXPECT_EQ(c->read_line(), "ERROR verb needs: app gen");
@@ -385,6 +386,60 @@ TEST_F(HelperdTest, ShutdownAnswersPendingStarts) {
     EXPECT_EQ(c->read_line(), "FAILED slow 5 shutting-down");
     EXPECT_TRUE(c->wait_closed());
     EXPECT_EQ(wait_helperd_exit(), 0);
+}
+
+// Every worker of one nginx has its own connection; HELLO names their instance, so that a
+// USE lease reported by one worker never makes a sibling worker's STOP count as another
+// nginx's (docs/PROTOCOL.md, HELLO and USE).
+TEST_F(HelperdTest, UseLeasesBelongToTheNginxInstanceNotTheConnection) {
+    std::string unit = testapp_unit("shared", "");
+    start_helperd();
+    auto worker1 = connect();
+    auto worker2 = connect();
+    auto other = connect();
+    worker1->send("HELLO nginx-a");
+    worker2->send("HELLO nginx-a");
+    other->send("HELLO nginx-b");
+    // A connection's lines are handled in order: once STATUS is answered, its USE counts.
+    auto use = [](line_client& c, const std::string& line) {
+        c.send(line);
+        c.send("STATUS");
+        for (auto l = c.read_line(); l && *l != "END"; l = c.read_line()) {
+        }
+    };
+    auto wait_disconnects = [this](int n) {
+        for (int i = 0; i < 1000 && count_log(" disconnected") < n; ++i) {
+            std::this_thread::sleep_for(10ms);
+        }
+        return count_log(" disconnected") >= n;
+    };
+
+    worker1->send(start_line("shared", 1, unit));
+    ASSERT_EQ(worker1->read_line(), "READY shared 1");
+    use(*worker1, "USE shared 1 60000");
+    other->send("STOP shared 1 " + unit);
+    EXPECT_THAT(other->read_line().value_or(""), StartsWith("FAILED shared 1 in-use: "))
+        << "another nginx uses it";
+    worker2->send("STOP shared 1 " + unit);
+    EXPECT_EQ(worker2->read_line(), "STOPPED shared 1") << "a sibling worker's lease is its own";
+    EXPECT_EQ(worker1->read_line(), "DOWN shared");
+    EXPECT_EQ(other->read_line(), "DOWN shared");
+
+    // The instance's lease lasts while any of its workers is connected.
+    worker1->send(start_line("shared", 2, unit));
+    ASSERT_EQ(worker1->read_line(), "READY shared 2");
+    use(*worker1, "USE shared 2 60000");
+    worker1.reset();
+    ASSERT_TRUE(wait_disconnects(1));
+    other->send("STOP shared 2 " + unit);
+    EXPECT_THAT(other->read_line().value_or(""), StartsWith("FAILED shared 2 in-use: "));
+    worker2.reset();
+    ASSERT_TRUE(wait_disconnects(2));
+    other->send("STOP shared 2 " + unit);
+    EXPECT_EQ(other->read_line(), "STOPPED shared 2");
+
+    other->send("HELLO nginx-c");
+    EXPECT_EQ(other->read_line(), "ERROR HELLO sent twice");
 }
 
 } // namespace ondemand::testing

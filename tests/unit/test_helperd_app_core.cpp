@@ -320,9 +320,9 @@ namespace {
 TEST(AppCoreLeases, AnotherClientsLeaseCounts) {
     app_core a("blog");
     const steady_time t0{};
-    a.on_use(client_id{2}, t0, 5000ms);
-    EXPECT_FALSE(a.used_elsewhere(client_id{2}, t0).has_value()); // its own lease
-    auto left = a.used_elsewhere(client_id{3}, t0 + 1000ms);
+    a.on_use("nginx-a", t0, 5000ms);
+    EXPECT_FALSE(a.used_elsewhere("nginx-a", t0).has_value()); // its own lease
+    auto left = a.used_elsewhere("nginx-c", t0 + 1000ms);
     ASSERT_TRUE(left.has_value());
     EXPECT_EQ(*left, 4000ms);
 }
@@ -330,27 +330,30 @@ TEST(AppCoreLeases, AnotherClientsLeaseCounts) {
 TEST(AppCoreLeases, ALeaseEndsOnTimeWithinTheSlack) {
     app_core a("blog");
     const steady_time t0{};
-    a.on_use(client_id{2}, t0, 5000ms);
-    EXPECT_TRUE(a.used_elsewhere(client_id{3}, t0 + 4800ms).has_value());
-    EXPECT_FALSE(a.used_elsewhere(client_id{3}, t0 + 4950ms).has_value());
-    EXPECT_FALSE(a.used_elsewhere(client_id{3}, t0 + 6000ms).has_value());
+    a.on_use("nginx-a", t0, 5000ms);
+    EXPECT_TRUE(a.used_elsewhere("nginx-c", t0 + 4800ms).has_value());
+    EXPECT_FALSE(a.used_elsewhere("nginx-c", t0 + 4950ms).has_value());
+    EXPECT_FALSE(a.used_elsewhere("nginx-c", t0 + 6000ms).has_value());
 }
 
 TEST(AppCoreLeases, TheLongestLeaseCountsAndRenewalsExtend) {
     app_core a("blog");
     const steady_time t0{};
-    a.on_use(client_id{2}, t0, 1000ms);
-    a.on_use(client_id{4}, t0, 3000ms);
-    a.on_use(client_id{2}, t0 + 500ms, 4000ms);
-    EXPECT_EQ(*a.used_elsewhere(client_id{3}, t0), 4500ms);
+    a.on_use("nginx-a", t0, 1000ms);
+    a.on_use("nginx-b", t0, 3000ms);
+    a.on_use("nginx-a", t0 + 500ms, 4000ms);
+    EXPECT_EQ(*a.used_elsewhere("nginx-c", t0), 4500ms);
 }
 
-TEST(AppCoreLeases, ADisconnectedClientHoldsNoLease) {
+TEST(AppCoreLeases, AGoneOwnerHoldsNoLease) {
     app_core a("blog");
     const steady_time t0{};
-    a.on_use(client_id{2}, t0, 5000ms);
-    a.forget_client(client_id{2});
-    EXPECT_FALSE(a.used_elsewhere(client_id{3}, t0).has_value());
+    a.on_use("nginx-a", t0, 5000ms);
+    a.on_use("nginx-b", t0, 2000ms);
+    a.forget_owner("nginx-a");
+    EXPECT_EQ(a.used_elsewhere("nginx-c", t0), 2000ms) << "nginx-b's lease stays";
+    a.forget_owner("nginx-b");
+    EXPECT_FALSE(a.used_elsewhere("nginx-c", t0).has_value());
 }
 
 } // namespace
