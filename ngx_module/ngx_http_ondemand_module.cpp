@@ -26,6 +26,7 @@ extern "C" {
 namespace proto = ondemand::proto;
 
 
+#define NGX_HTTP_ONDEMAND_INSTANCE_LEN     32
 #define NGX_HTTP_ONDEMAND_BACKOFF_MIN      50
 #define NGX_HTTP_ONDEMAND_BACKOFF_MAX      2000
 #define NGX_HTTP_ONDEMAND_OUT_MAX          (4 * 1024 * 1024)
@@ -43,6 +44,8 @@ typedef struct {
 typedef struct {
     ngx_rbtree_t                   rbtree;
     ngx_rbtree_node_t              sentinel;
+    /* sent in HELLO by every worker: helperd's name for this nginx */
+    u_char                         instance[NGX_HTTP_ONDEMAND_INSTANCE_LEN];
 } ngx_http_ondemand_shctx_t;
 
 
@@ -191,6 +194,8 @@ static void ngx_http_ondemand_ask(ngx_http_ondemand_app_t *app,
     ondemand::request_action action);
 static ngx_int_t ngx_http_ondemand_send(const proto::message &msg);
 static void ngx_http_ondemand_connect(ngx_event_t *ev);
+static ngx_int_t ngx_http_ondemand_hello(
+    ngx_http_ondemand_main_conf_t *omcf);
 static void ngx_http_ondemand_helper_close(const char *why);
 static void ngx_http_ondemand_reconnect_now(void);
 static void ngx_http_ondemand_helper_read(ngx_event_t *rev);
@@ -1108,6 +1113,10 @@ ngx_http_ondemand_connect(ngx_event_t *ev)
         ngx_del_timer(&h->deadline);
     }
 
+    if (ngx_http_ondemand_hello(omcf) != NGX_OK) {
+        return;
+    }
+
     ngx_http_ondemand_resync();
 
     return;
@@ -1123,6 +1132,26 @@ retry:
     if (!ngx_queue_empty(&h->busy_apps) && !h->deadline.timer_set) {
         ngx_add_timer(&h->deadline, omcf->helper_timeout);
     }
+}
+
+
+/*
+ * The first line on a new connection: the workers of one nginx share the
+ * instance name, so that helperd counts their USE leases as one nginx's.
+ */
+
+static ngx_int_t
+ngx_http_ondemand_hello(ngx_http_ondemand_main_conf_t *omcf)
+{
+    proto::message                 msg;
+    ngx_http_ondemand_zone_ctx_t  *zctx;
+
+    zctx = (ngx_http_ondemand_zone_ctx_t *) omcf->shm_zone->data;
+
+    msg.kind = proto::verb::hello;
+    msg.instance = std::string_view((char *) zctx->sh->instance);
+
+    return ngx_http_ondemand_send(msg);
 }
 
 
@@ -2136,6 +2165,12 @@ ngx_http_ondemand_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
         ngx_rbtree_init(&ctx->sh->rbtree, &ctx->sh->sentinel,
                         ngx_str_rbtree_insert_value);
+
+        /*
+         * one name for all workers, kept across reloads with the zone;
+         * the pid and time tell nginx instances on one host apart
+         */
+        ngx_sprintf(ctx->sh->instance, "nginx-%P-%xT%Z", ngx_pid, ngx_time());
 
         size = sizeof(" in ondemand zone \"\"") + shm_zone->shm.name.len;
 

@@ -63,6 +63,18 @@ close $fh;
 start_daemon(name => 'nginx-b', cmd => [ '/usr/sbin/nginx', '-p', $dir_b, '-c', "$dir_b/nginx.conf",
     '-g', 'daemon off;' ], log => "$dir_b/stderr.log", ready_port => $port_b, stop_signal => 'QUIT');
 
+# Each worker names its nginx in HELLO: A's two workers share one instance name (their USE
+# leases are one nginx's), B's worker has another.
+my $hello = qr/client \d+ belongs to instance (\S+)/;
+ok(wait_for(sub { count_log_lines(helperd_log(), $hello) >= 3 }, timeout => 10,
+    what => 'three workers to say HELLO'), 'every worker says HELLO');
+my %instances;
+open(my $log, '<', helperd_log()) or die;
+while (<$log>) { $instances{$1}++ if /$hello/ }
+close $log;
+is_deeply([ sort { $a <=> $b } values %instances ], [ 1, 2 ], 'A: one instance for its 2 workers; B: another')
+    or diag explain \%instances;
+
 my $a = http_get(nginx_port(), '/', timeout => 30);
 is($a->{status}, 200, 'A: cold start');
 my $b = http_get($port_b, '/', timeout => 30);
