@@ -10,7 +10,8 @@ use Carp qw(croak);
 use Cwd qw(abs_path);
 use Errno qw(EINTR EAGAIN EWOULDBLOCK EINPROGRESS);
 use Exporter qw(import);
-use File::Basename qw(dirname);
+use File::Basename qw(basename dirname);
+use File::Find ();
 use File::Path qw(make_path remove_tree);
 use File::Spec;
 use File::Temp qw(tempdir);
@@ -478,6 +479,18 @@ sub http_get_many {
 
 # ------------------------------------------------------------------------------------ teardown
 
+# On a failure, the last lines of every log in the test dir (daemons, nginx's error log, the
+# sandbox manager's log, where unit output lands), so that a CI log alone explains it.
+sub _diag_logs {
+    my @logs;
+    File::Find::find(sub { push @logs, $File::Find::name if -f $_ && /\.log\z/ && -s _ }, $TESTDIR);
+    my $test = basename($0);
+    for my $log (sort @logs) {
+        (my $short = $log) =~ s{^\Q$TESTDIR\E/}{};
+        Test::More::diag("$test: last lines of $short:\n" . _tail($log, 12));
+    }
+}
+
 END {
     return unless $$ == $OWNER_PID;
     my $exit = $?;
@@ -489,6 +502,7 @@ END {
     if (defined $TESTDIR) {
         my $passing = Test::More->builder->is_passing;
         if ($ENV{ONDEMAND_TEST_KEEP} || $exit || !$passing) {
+            _diag_logs() if $exit || !$passing;
             Test::More::diag("test files kept in $TESTDIR");
         } else {
             remove_tree($TESTDIR);
