@@ -29,6 +29,8 @@ namespace proto = ondemand::proto;
 #define NGX_HTTP_ONDEMAND_INSTANCE_LEN     32
 #define NGX_HTTP_ONDEMAND_BACKOFF_MIN      50
 #define NGX_HTTP_ONDEMAND_BACKOFF_MAX      2000
+#define NGX_HTTP_ONDEMAND_WARM_RETRY_MIN   1000
+#define NGX_HTTP_ONDEMAND_WARM_RETRY_MAX   60000
 #define NGX_HTTP_ONDEMAND_OUT_MAX          (4 * 1024 * 1024)
 #define NGX_HTTP_ONDEMAND_RETRY_AFTER      "5"
 #define NGX_HTTP_ONDEMAND_STOP_WATCH       10
@@ -83,6 +85,8 @@ typedef struct {
     ngx_queue_t                    busy_link;     /* in helper.busy_apps */
     ngx_event_t                    release_ev;    /* next batch */
     ngx_event_t                    stop_watch;    /* held while stopping */
+    ngx_event_t                    warm_retry;    /* keep_warm after a failure */
+    ngx_msec_t                     warm_backoff;
     uint64_t                       asked_gen;     /* START/WAIT sent for it */
     uint64_t                       reported_active; /* last_active sent in USE */
 
@@ -180,6 +184,7 @@ static ngx_int_t ngx_http_ondemand_make_room(
     ngx_http_ondemand_app_t **victim);
 static void ngx_http_ondemand_send_stop(ngx_http_ondemand_app_t *app);
 static void ngx_http_ondemand_warm_up(void);
+static void ngx_http_ondemand_warm_retry(ngx_event_t *ev);
 static void ngx_http_ondemand_unqueue(ngx_http_ondemand_ctx_t *ctx);
 static void ngx_http_ondemand_cleanup(void *data);
 static void ngx_http_ondemand_warm_cleanup(void *data);
@@ -1450,6 +1455,17 @@ ngx_http_ondemand_helper_line(std::string_view line)
             }
         }
 
+        if (app->keep_warm && applied && !app->warm_retry.timer_set) {
+            ngx_log_error(NGX_LOG_WARN, h->log, 0,
+                          "ondemand: keep_warm app \"%V\" is started again "
+                          "in %M ms", &app->name, app->warm_backoff);
+
+            ngx_add_timer(&app->warm_retry, app->warm_backoff);
+
+            app->warm_backoff = ngx_min(app->warm_backoff * 2,
+                                        NGX_HTTP_ONDEMAND_WARM_RETRY_MAX);
+        }
+
         if (timeout) {
             ngx_http_ondemand_wake_all(app, NGX_HTTP_GATEWAY_TIME_OUT,
                                        NGX_HTTP_ONDEMAND_TIMEOUT);
@@ -1480,6 +1496,10 @@ ngx_http_ondemand_helper_line(std::string_view line)
     if (m.kind == proto::verb::ready) {
         /* from now on another nginx sharing the helper must not stop it */
         ngx_http_ondemand_report_use(app);
+
+        if (applied) {
+            app->warm_backoff = NGX_HTTP_ONDEMAND_WARM_RETRY_MIN;
+        }
     }
 }
 
@@ -1605,6 +1625,27 @@ ngx_http_ondemand_warm_up(void)
 
             ngx_http_ondemand_ask(app, action);
         }
+    }
+}
+
+
+/*
+ * A keep_warm app whose start failed is started again by the worker that
+ * learned of the failure, with a backoff (1 s doubling to 60 s, reset once
+ * it is ready): nobody else would start it before its first request.
+ */
+
+static void
+ngx_http_ondemand_warm_retry(ngx_event_t *ev)
+{
+    if (ngx_exiting || ngx_terminate || ngx_quit) {
+        return;
+    }
+
+    /* without the helper, the reconnect's resync warms the app up */
+
+    if (ngx_http_ondemand_helper_conn.connected) {
+        ngx_http_ondemand_warm_up();
     }
 }
 
@@ -2895,6 +2936,8 @@ ngx_http_ondemand_postconfiguration(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_ondemand_init_process(ngx_cycle_t *cycle)
 {
+    ngx_uint_t                      i;
+    ngx_http_ondemand_app_t        *app, **apps;
     ngx_http_ondemand_helper_t     *h;
     ngx_http_ondemand_main_conf_t  *omcf;
 
@@ -2928,6 +2971,17 @@ ngx_http_ondemand_init_process(ngx_cycle_t *cycle)
     h->deadline.handler = ngx_http_ondemand_helper_deadline;
     h->deadline.log = cycle->log;
     h->deadline.data = h;
+
+    apps = (ngx_http_ondemand_app_t **) omcf->apps.elts;
+
+    for (i = 0; i < omcf->apps.nelts; i++) {
+        app = apps[i];
+        app->warm_retry.handler = ngx_http_ondemand_warm_retry;
+        app->warm_retry.log = cycle->log;
+        app->warm_retry.data = app;
+        app->warm_retry.cancelable = 1;
+        app->warm_backoff = NGX_HTTP_ONDEMAND_WARM_RETRY_MIN;
+    }
 
     if (omcf->idle_interval) {
         h->idle.handler = ngx_http_ondemand_idle_scan;
