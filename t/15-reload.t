@@ -32,6 +32,7 @@ start_nginx(%conf);
 my $r = http_get(nginx_port(), '/', headers => { 'X-App' => 'blog' }, timeout => 30);
 is($r->{status}, 200, 'blog started');
 
+my $before_reload = log_size(helperd_log());
 reload_nginx(%conf);
 my $from = log_size(helperd_log());
 my $after = http_get(nginx_port(), '/', headers => { 'X-App' => 'blog' });
@@ -40,6 +41,17 @@ is($after->{headers}{'x-pid'}, $r->{headers}{'x-pid'}, 'after reload: the same a
 is(count_log_lines(helperd_log(), qr/\b(START|WAIT)\b/, from => $from), 0,
     'after reload: served warm, helperd not asked');
 is(helperd_start_units(app_unit('blog')), 1, 'after reload: still one StartUnit');
+# The new workers name the same nginx instance as the old ones (HELLO, kept in the zone), so
+# their use leases stay one nginx's.
+my $hello = qr/client \d+ belongs to instance (\S+)/;
+ok(wait_for(sub { count_log_lines(helperd_log(), $hello, from => $before_reload) >= 2 }, timeout => 10,
+    what => "the new workers' HELLO"), 'after reload: the new workers say HELLO');
+my %instances;
+open(my $hl, '<', helperd_log()) or die;
+while (<$hl>) { $instances{$1}++ if /$hello/ }
+close $hl;
+is(scalar(keys %instances), 1, 'after reload: one instance name for old and new workers')
+    or diag explain \%instances;
 
 # -- a reload while a request is held: the old worker finishes it
 {
