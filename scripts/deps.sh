@@ -20,6 +20,9 @@ PACKAGES=(
   wrk nghttp2-client hyperfine
   # code quality
   clang-format clang-tidy valgrind
+  # make fuzz: clang++ (clang, which pulls in clang-14) and libFuzzer's and the sanitizers'
+  # runtimes (libclang-rt-14-dev, only recommended by clang-14)
+  clang clang-14 libclang-rt-14-dev
 )
 
 missing=()
