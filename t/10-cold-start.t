@@ -64,7 +64,6 @@ is(helperd_start_units(app_unit('herd')), 1, 'herd of 20: exactly one StartUnit'
 # -- an app that never becomes ready: 504 after its start timeout, with the reason logged
 my $stuck = http_get(nginx_port(), '/', headers => { 'X-App' => 'stuck' }, timeout => 30);
 is($stuck->{status}, 504, 'never-ready app: 504');
-cmp_ok($stuck->{elapsed}, '>=', 1.9, 'never-ready app: held for its start timeout');
 ok(wait_log_line(nginx_error_log(), qr/ondemand: app "stuck" not ready within 2000 ms/,
     timeout => 5), 'never-ready app: the error log says why');
 
