@@ -258,6 +258,10 @@ proto::message await_answer(ctl::helper_client& c, const proto::message& m,
         }
         if (r.msg.app == m.app && r.msg.kind != proto::verb::down) {
             text = std::string(r.msg.text);
+            if (r.msg.kind == proto::verb::failed) {
+                std::string code(proto::failure_name(r.msg.reason));
+                text = text.empty() ? code : code + ": " + text;
+            }
             return r.msg;
         }
     }

@@ -188,13 +188,13 @@ std::vector<waiter> app_core::start_succeeded(std::uint64_t attempt) {
     }
     enter(app_phase::ready);
     last_gen_ = std::max(last_gen_, start_gen_);
-    last_failure_.clear();
+    last_failure_ = {};
     std::vector<waiter> answered = std::move(start_waiters_);
     start_waiters_.clear();
     return answered;
 }
 
-std::vector<waiter> app_core::start_failed(std::uint64_t attempt, std::string reason) {
+std::vector<waiter> app_core::start_failed(std::uint64_t attempt, failure_reason reason) {
     if (attempt != attempt_ || phase_ != app_phase::starting) {
         return {};
     }
@@ -253,7 +253,7 @@ std::optional<steady_time> app_core::next_pending_deadline() const {
     return next;
 }
 
-std::vector<waiter> app_core::abandon_starts(std::string reason) {
+std::vector<waiter> app_core::abandon_starts(failure_reason reason) {
     std::vector<waiter> out = std::move(start_waiters_);
     start_waiters_.clear();
     for (const pending_wait& p : pending_) {

@@ -5,6 +5,8 @@
 #ifndef ONDEMAND_HELPERD_APP_CORE_H
 #define ONDEMAND_HELPERD_APP_CORE_H
 
+#include "ondemand_protocol.h"
+
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -29,6 +31,14 @@ struct start_params {
     std::string ready; // "connect", "notify" or "http:/path"
     std::chrono::milliseconds timeout{0};
     std::string socket;
+};
+
+// Why an attempt failed: the code clients decide on (FAILED's first field), and details for
+// people.
+struct failure_reason {
+    proto::failure code = proto::failure::other;
+    std::string detail;
+    bool operator==(const failure_reason&) const = default;
 };
 
 enum class app_phase {
@@ -83,7 +93,7 @@ class app_core {
     const std::string& unit() const { return unit_; }
     // Parameters of the current (or queued, while stopping) start.
     const start_params& params() const { return params_; }
-    const std::string& last_failure() const { return last_failure_; }
+    const failure_reason& last_failure() const { return last_failure_; }
     const std::vector<waiter>& start_waiters() const { return start_waiters_; }
     // Waiters of the running stop or freeze.
     const std::vector<waiter>& stop_waiters() const { return stop_waiters_; }
@@ -100,7 +110,7 @@ class app_core {
     // Outcomes of the current attempt. Each returns the waiters to answer; nothing when
     // `attempt` is stale or the phase does not match.
     std::vector<waiter> start_succeeded(std::uint64_t attempt);
-    std::vector<waiter> start_failed(std::uint64_t attempt, std::string reason);
+    std::vector<waiter> start_failed(std::uint64_t attempt, failure_reason reason);
     struct stop_outcome {
         std::vector<waiter> waiters; // answer STOPPED (or the stop's failure)
         bool start_next = false;     // a START came meanwhile: a new attempt began, StartUnit
@@ -125,7 +135,7 @@ class app_core {
 
     // helperd shuts down: every start waiter (of a running or queued start) and every pending
     // WAIT is removed and returned (answer them FAILED); a running start ends as failed.
-    std::vector<waiter> abandon_starts(std::string reason);
+    std::vector<waiter> abandon_starts(failure_reason reason);
 
     // A client disconnected: forget everything it waits for.
     void forget_client(client_id client);
@@ -159,7 +169,7 @@ class app_core {
     bool start_queued_ = false;
     std::uint64_t start_gen_ = 0; // highest generation that joined the current/queued start
     std::uint64_t last_gen_ = 0;  // highest generation a finished start answered
-    std::string last_failure_;
+    failure_reason last_failure_;
     std::vector<waiter> start_waiters_;
     std::vector<waiter> stop_waiters_;
     std::vector<pending_wait> pending_;

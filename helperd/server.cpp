@@ -60,6 +60,12 @@ proto::message make(proto::verb verb, std::string_view app, std::uint64_t gen = 
     return m;
 }
 
+proto::message failed(std::string_view app, std::uint64_t gen, const failure_reason& why) {
+    proto::message m = make(proto::verb::failed, app, gen, why.detail);
+    m.reason = why.code;
+    return m;
+}
+
 std::int64_t unix_ms(std::chrono::system_clock::time_point t) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
 }
@@ -206,7 +212,7 @@ void server::on_line(client_connection& client, std::string_view line) {
     log(log_level::debug, "client {}: {}", client.id(), line);
     if (shutting_down_) {
         if (r.msg.kind == proto::verb::start || r.msg.kind == proto::verb::wait) {
-            send(client, make(proto::verb::failed, r.msg.app, r.msg.gen, "shutting-down"));
+            send(client, failed(r.msg.app, r.msg.gen, {proto::failure::shutting_down, {}}));
         }
         return;
     }
@@ -264,10 +270,16 @@ void server::send(client_id id, const proto::message& m) {
     }
 }
 
-void server::answer(const std::vector<waiter>& waiters, proto::verb verb, std::string_view app,
-                    std::string_view text) {
+void server::answer(const std::vector<waiter>& waiters, proto::verb verb, std::string_view app) {
     for (const waiter& w : waiters) {
-        send(w.client, make(verb, app, w.gen, text));
+        send(w.client, make(verb, app, w.gen));
+    }
+}
+
+void server::answer_failed(const std::vector<waiter>& waiters, std::string_view app,
+                           const failure_reason& why) {
+    for (const waiter& w : waiters) {
+        send(w.client, failed(app, w.gen, why));
     }
 }
 
@@ -295,10 +307,9 @@ void server::handle_start(client_connection& client, const proto::message& m) {
     waiter w{client.id(), m.gen};
     if (!rules_.units.allows(m.unit)) {
         log({m.app, m.unit}, log_level::warning,
-            "client {} (pid {} uid {}): START {} refused: unit-not-allowed: {}", client.id(),
+            "client {} (pid {} uid {}): START {} refused: not-allowed: {}", client.id(),
             client.peer().pid, client.peer().uid, m.app, m.unit);
-        send(client,
-             make(proto::verb::failed, m.app, m.gen, fmt::format("unit-not-allowed: {}", m.unit)));
+        send(client, failed(m.app, m.gen, {proto::failure::not_allowed, std::string(m.unit)}));
         return;
     }
     app_runtime& a = app(m.app);
@@ -333,7 +344,7 @@ void server::handle_wait(client_connection& client, const proto::message& m) {
         send(client, make(proto::verb::ready, m.app, m.gen));
         break;
     case app_core::wait_decision::failed_now:
-        send(client, make(proto::verb::failed, m.app, m.gen, a.core.last_failure()));
+        send(client, failed(m.app, m.gen, a.core.last_failure()));
         break;
     case app_core::wait_decision::pending:
         if (auto next = a.core.next_pending_deadline()) {
@@ -347,10 +358,9 @@ void server::handle_stop(client_connection& client, const proto::message& m) {
     waiter w{client.id(), m.gen};
     if (!rules_.units.allows(m.unit)) {
         log({m.app, m.unit}, log_level::warning,
-            "client {} (pid {} uid {}): STOP {} refused: unit-not-allowed: {}", client.id(),
+            "client {} (pid {} uid {}): STOP {} refused: not-allowed: {}", client.id(),
             client.peer().pid, client.peer().uid, m.app, m.unit);
-        send(client,
-             make(proto::verb::failed, m.app, m.gen, fmt::format("unit-not-allowed: {}", m.unit)));
+        send(client, failed(m.app, m.gen, {proto::failure::not_allowed, std::string(m.unit)}));
         return;
     }
     app_runtime& a = app(m.app);
@@ -360,7 +370,7 @@ void server::handle_stop(client_connection& client, const proto::message& m) {
     app_phase before = a.core.phase();
     std::vector<waiter> canceled;
     app_core::stop_decision d = a.core.on_stop(w, std::string(m.unit), canceled);
-    answer(canceled, proto::verb::failed, m.app, "canceled by STOP");
+    answer_failed(canceled, m.app, {proto::failure::canceled, "by STOP"});
     if (d == app_core::stop_decision::stop_unit) {
         a.announce_stop = before == app_phase::ready || before == app_phase::frozen ||
                           before == app_phase::freezing;
@@ -392,8 +402,9 @@ bool server::refuse_in_use(client_connection& client, app_runtime& a, const prot
     log({m.app, m.unit}, log_level::info,
         "client {}: {} {} refused: in use by another client for {} ms more", client.id(), what,
         m.app, left->count());
-    send(client, make(proto::verb::failed, m.app, m.gen,
-                      fmt::format("in-use: by another client for {} ms more", left->count())));
+    send(client, failed(m.app, m.gen,
+                        {proto::failure::in_use,
+                         fmt::format("by another client for {} ms more", left->count())}));
     return true;
 }
 
@@ -401,10 +412,9 @@ void server::handle_freeze(client_connection& client, const proto::message& m) {
     waiter w{client.id(), m.gen};
     if (!rules_.units.allows(m.unit)) {
         log({m.app, m.unit}, log_level::warning,
-            "client {} (pid {} uid {}): FREEZE {} refused: unit-not-allowed: {}", client.id(),
+            "client {} (pid {} uid {}): FREEZE {} refused: not-allowed: {}", client.id(),
             client.peer().pid, client.peer().uid, m.app, m.unit);
-        send(client,
-             make(proto::verb::failed, m.app, m.gen, fmt::format("unit-not-allowed: {}", m.unit)));
+        send(client, failed(m.app, m.gen, {proto::failure::not_allowed, std::string(m.unit)}));
         return;
     }
     app_runtime& a = app(m.app);
@@ -418,8 +428,9 @@ void server::handle_freeze(client_connection& client, const proto::message& m) {
     case app_core::freeze_decision::joined:
         break;
     case app_core::freeze_decision::refused:
-        send(client, make(proto::verb::failed, m.app, m.gen,
-                          fmt::format("cannot freeze: app is {}", phase_name(a.core.phase()))));
+        send(client, failed(m.app, m.gen,
+                            {proto::failure::not_freezable,
+                             fmt::format("app is {}", phase_name(a.core.phase()))}));
         break;
     }
 }
@@ -494,7 +505,7 @@ void server::begin_start(app_runtime& a, app_core::start_decision how) {
         } else if (a.probe) {
             seen = a.probe->last_observation();
         }
-        start_failed(a, attempt, seen.empty() ? "timeout" : fmt::format("timeout: {}", seen));
+        start_failed(a, attempt, {proto::failure::timeout, seen});
     });
     if (how == app_core::start_decision::thaw_unit) {
         log({a.core.name(), a.core.unit()}, log_level::info, "ThawUnit {} for app {}",
@@ -547,7 +558,8 @@ void server::call_start_unit(app_runtime& a, std::uint64_t attempt) {
             return;
         }
         if (!error.empty()) {
-            start_failed(a, attempt, fmt::format("StartUnit failed: {}", error));
+            start_failed(a, attempt,
+                         {proto::failure::systemd_refused, fmt::format("StartUnit: {}", error)});
             return;
         }
         remember_job(a, job);
@@ -645,9 +657,10 @@ void server::explain_failure(app_runtime& a, std::uint64_t attempt, std::string 
             if (!*alive || !current(a, attempt, app_phase::starting)) {
                 return;
             }
-            start_failed(a, attempt,
-                         error.empty() ? fmt::format("{}: {}", prefix, describe_unit_state(st))
-                                       : prefix);
+            start_failed(
+                a, attempt,
+                {proto::failure::unit_failed,
+                 error.empty() ? fmt::format("{}: {}", prefix, describe_unit_state(st)) : prefix});
         });
 }
 
@@ -666,17 +679,17 @@ void server::start_succeeded(app_runtime& a, std::uint64_t attempt) {
     answer(waiters, proto::verb::ready, a.core.name());
 }
 
-void server::start_failed(app_runtime& a, std::uint64_t attempt, std::string reason) {
+void server::start_failed(app_runtime& a, std::uint64_t attempt, failure_reason reason) {
     if (!current(a, attempt, app_phase::starting)) {
         return;
     }
     end_attempt(a);
     ++a.failures;
-    reason = sanitize(reason);
+    reason.detail = sanitize(reason.detail);
+    log({a.core.name(), a.core.unit()}, log_level::warning, "app {} start failed (unit {}): {} {}",
+        a.core.name(), a.core.unit(), proto::failure_name(reason.code), reason.detail);
     std::vector<waiter> waiters = a.core.start_failed(attempt, reason);
-    log({a.core.name(), a.core.unit()}, log_level::warning, "app {} start failed (unit {}): {}",
-        a.core.name(), a.core.unit(), reason);
-    answer(waiters, proto::verb::failed, a.core.name(), reason);
+    answer_failed(waiters, a.core.name(), reason);
 }
 
 // ---- stopping ---------------------------------------------------------------------------------
@@ -696,8 +709,7 @@ void server::begin_stop(app_runtime& a) {
         }
         if (!error.empty()) {
             // A unit that is not loaded is not running: that is stopped.
-            stop_finished(a, attempt,
-                          no_such_unit ? std::string() : fmt::format("stop failed: {}", error));
+            stop_finished(a, attempt, no_such_unit ? std::string() : error);
             return;
         }
         remember_job(a, job);
@@ -726,7 +738,7 @@ void server::stop_finished(app_runtime& a, std::uint64_t attempt, const std::str
         answer(out.waiters, proto::verb::stopped, a.core.name());
     } else {
         log({a.core.name(), a.core.unit()}, log_level::warning, "app {} {}", a.core.name(), error);
-        answer(out.waiters, proto::verb::failed, a.core.name(), sanitize(error));
+        answer_failed(out.waiters, a.core.name(), {proto::failure::stop_failed, sanitize(error)});
     }
     if (out.start_next) {
         begin_start(a, app_core::start_decision::start_unit);
@@ -756,8 +768,7 @@ void server::freeze_finished(app_runtime& a, std::uint64_t attempt, const std::s
     } else {
         log({a.core.name(), a.core.unit()}, log_level::warning, "app {} freeze failed: {}",
             a.core.name(), error);
-        answer(out.waiters, proto::verb::failed, a.core.name(),
-               sanitize(fmt::format("freeze failed: {}", error)));
+        answer_failed(out.waiters, a.core.name(), {proto::failure::freeze_failed, sanitize(error)});
     }
     if (out.start_next) {
         begin_start(a, *out.start_next);
@@ -834,7 +845,7 @@ void server::sweep_pending() {
         if (!expired.empty()) {
             log({name, {}}, log_level::warning, "app {}: {} WAIT(s) saw no START within {} s", name,
                 expired.size(), app_core::pending_wait_limit.count());
-            answer(expired, proto::verb::failed, name, "no-start-pending");
+            answer_failed(expired, name, {proto::failure::no_start_pending, {}});
         }
         if (auto d = a->core.next_pending_deadline(); d && (!next || *d < *next)) {
             next = d;
@@ -850,7 +861,7 @@ void server::sweep_pending() {
 void server::bus_lost(const std::string& why) {
     for (auto& [name, a] : apps_) {
         if (a->core.phase() == app_phase::starting) {
-            start_failed(*a, a->core.attempt(), fmt::format("systemd connection lost: {}", why));
+            start_failed(*a, a->core.attempt(), {proto::failure::bus_lost, why});
         }
     }
 }
@@ -863,8 +874,9 @@ void server::shutdown(std::function<void()> done) {
     }
     for (auto& [name, a] : apps_) {
         end_attempt(*a);
-        std::vector<waiter> waiters = a->core.abandon_starts("shutting-down");
-        answer(waiters, proto::verb::failed, name, "shutting-down");
+        failure_reason why{proto::failure::shutting_down, {}};
+        std::vector<waiter> waiters = a->core.abandon_starts(why);
+        answer_failed(waiters, name, why);
     }
     pending_timer_.cancel();
     if (clients_.empty()) {

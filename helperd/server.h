@@ -100,7 +100,7 @@ class server {
     void begin_readiness(app_runtime& a, std::uint64_t attempt);
     void explain_failure(app_runtime& a, std::uint64_t attempt, std::string prefix);
     void start_succeeded(app_runtime& a, std::uint64_t attempt);
-    void start_failed(app_runtime& a, std::uint64_t attempt, std::string reason);
+    void start_failed(app_runtime& a, std::uint64_t attempt, failure_reason reason);
     bool current(const app_runtime& a, std::uint64_t attempt, app_phase phase) const;
     void begin_stop(app_runtime& a);
     void stop_finished(app_runtime& a, std::uint64_t attempt, const std::string& error);
@@ -117,8 +117,9 @@ class server {
 
     void send(client_id client, const proto::message& m);
     void send(client_connection& client, const proto::message& m);
-    void answer(const std::vector<waiter>& waiters, proto::verb verb, std::string_view app,
-                std::string_view text = {});
+    void answer(const std::vector<waiter>& waiters, proto::verb verb, std::string_view app);
+    void answer_failed(const std::vector<waiter>& waiters, std::string_view app,
+                       const failure_reason& why);
     void broadcast(const proto::message& m, const std::vector<waiter>& except = {});
 
     boost::asio::io_context& io_;

@@ -1323,6 +1323,7 @@ ngx_http_ondemand_helper_line(std::string_view line)
 {
     bool                            same_gen, applied, stopping, freezing,
                                     timeout, in_use;
+    const char                     *code, *sep;
     proto::parse_result             pr;
     ngx_http_ondemand_app_t        *app;
     ngx_http_ondemand_helper_t     *h;
@@ -1370,6 +1371,10 @@ ngx_http_ondemand_helper_line(std::string_view line)
 
     zctx = (ngx_http_ondemand_zone_ctx_t *) omcf->shm_zone->data;
 
+    /* FAILED's code and details, for the error log: "code: details" */
+    code = proto::failure_name(m.reason).data();
+    sep = m.text.empty() ? "" : ": ";
+
     ngx_shmtx_lock(&zctx->shpool->mutex);
 
     same_gen = (m.gen == app->record->gen.load());
@@ -1387,7 +1392,7 @@ ngx_http_ondemand_helper_line(std::string_view line)
         /* a failed stop leaves the unit in an unknown state: the next
          * request starts it, which is a no-op for a running unit;
          * a failed freeze leaves it running */
-        in_use = (stopping || freezing) && m.text.substr(0, 6) == "in-use";
+        in_use = (stopping || freezing) && m.reason == proto::failure::in_use;
 
         if (in_use) {
             applied = ondemand::on_stop_refused(*app->record, m.gen);
@@ -1421,15 +1426,15 @@ ngx_http_ondemand_helper_line(std::string_view line)
 
     if (m.kind == proto::verb::failed && in_use) {
         ngx_log_error(NGX_LOG_INFO, h->log, 0,
-                      "ondemand: app \"%V\" not %s, another nginx uses it: %*s",
-                      &app->name, stopping ? "stopped" : "frozen",
-                      m.text.size(), m.text.data());
+                      "ondemand: app \"%V\" not %s, another nginx uses it: "
+                      "%s%s%*s", &app->name, stopping ? "stopped" : "frozen",
+                      code, sep, m.text.size(), m.text.data());
 
     } else if (m.kind == proto::verb::failed && (stopping || freezing)) {
         ngx_log_error(NGX_LOG_ERR, h->log, 0,
-                      "ondemand: app \"%V\" failed to %s: %*s",
+                      "ondemand: app \"%V\" failed to %s: %s%s%*s",
                       &app->name, stopping ? "stop" : "freeze",
-                      m.text.size(), m.text.data());
+                      code, sep, m.text.size(), m.text.data());
 
     } else if (m.kind == proto::verb::frozen && applied) {
         ngx_log_error(NGX_LOG_INFO, h->log, 0,
@@ -1439,19 +1444,20 @@ ngx_http_ondemand_helper_line(std::string_view line)
 
         /* helperd gives up at the same start deadline as the requests */
 
-        timeout = (m.text.substr(0, 7) == "timeout");
+        timeout = (m.reason == proto::failure::timeout);
 
         if (applied || app->nwaiters) {
             if (timeout) {
                 ngx_log_error(NGX_LOG_ERR, h->log, 0,
                               "ondemand: app \"%V\" not ready within %M ms: "
-                              "%*s", &app->name, app->start_timeout,
-                              m.text.size(), m.text.data());
+                              "%s%s%*s", &app->name, app->start_timeout,
+                              code, sep, m.text.size(), m.text.data());
 
             } else {
                 ngx_log_error(NGX_LOG_ERR, h->log, 0,
-                              "ondemand: app \"%V\" failed to start: %*s",
-                              &app->name, m.text.size(), m.text.data());
+                              "ondemand: app \"%V\" failed to start: %s%s%*s",
+                              &app->name, code, sep, m.text.size(),
+                              m.text.data());
             }
         }
 

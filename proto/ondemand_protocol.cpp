@@ -31,6 +31,49 @@ constexpr std::array<verb_entry, 15> verbs{{
     {"ERROR", verb::error},
 }};
 
+struct failure_entry {
+    std::string_view name;
+    failure code;
+};
+
+constexpr std::array<failure_entry, 13> failures{{
+    {"other", failure::other},
+    {"timeout", failure::timeout},
+    {"in-use", failure::in_use},
+    {"shutting-down", failure::shutting_down},
+    {"not-allowed", failure::not_allowed},
+    {"unit-failed", failure::unit_failed},
+    {"systemd-refused", failure::systemd_refused},
+    {"canceled", failure::canceled},
+    {"no-start-pending", failure::no_start_pending},
+    {"bus-lost", failure::bus_lost},
+    {"stop-failed", failure::stop_failed},
+    {"freeze-failed", failure::freeze_failed},
+    {"not-freezable", failure::not_freezable},
+}};
+
+// A failure code on the wire: 1-32 of [a-z-]. Unknown ones are a newer peer's: failure::other.
+bool valid_failure_token(std::string_view s) {
+    if (s.empty() || s.size() > 32) {
+        return false;
+    }
+    for (char c : s) {
+        if (!((c >= 'a' && c <= 'z') || c == '-')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+failure failure_code(std::string_view token) {
+    for (const auto& e : failures) {
+        if (e.name == token) {
+            return e.code;
+        }
+    }
+    return failure::other;
+}
+
 bool is_printable(char c) {
     return c > ' ' && c < 0x7f;
 }
@@ -94,6 +137,39 @@ bool ends_with(std::string_view s, std::string_view suffix) {
 }
 
 } // namespace
+
+std::string_view failure_name(failure f) {
+    for (const auto& e : failures) {
+        if (e.code == f) {
+            return e.name;
+        }
+    }
+    return "other";
+}
+
+line_reader::status line_reader::next(std::string_view& line) {
+    const char* start = buf_ + begin_;
+    const void* nl = std::memchr(start, '\n', end_ - begin_);
+    if (nl != nullptr) {
+        std::size_t len = static_cast<const char*>(nl) - start;
+        if (len > max_line_length) {
+            return status::too_long;
+        }
+        line = std::string_view(start, len);
+        begin_ += len + 1;
+        return status::line;
+    }
+    if (pending() > max_line_length) {
+        return status::too_long;
+    }
+    // Keep the partial line at the front, so that room() is what a line may still need.
+    if (begin_ > 0) {
+        std::memmove(buf_, buf_ + begin_, end_ - begin_);
+        end_ -= begin_;
+        begin_ = 0;
+    }
+    return status::need_more;
+}
 
 std::string_view verb_name(verb v) {
     for (const auto& e : verbs) {
@@ -302,9 +378,19 @@ parse_result parse(std::string_view line) {
         if (!parse_u64(gen, m.gen)) {
             return fail("invalid generation");
         }
-        m.text = fields.rest();
-        if (m.text.empty()) {
-            return fail("FAILED needs a reason");
+        {
+            std::string_view code;
+            if (!fields.next(code)) {
+                return fail("FAILED needs a reason");
+            }
+            if (!valid_failure_token(code)) {
+                return fail("invalid FAILED reason code");
+            }
+            m.reason = failure_code(code);
+            // an unknown code stays in the details, so that nothing of it is lost
+            m.text = m.reason == failure::other && code != "other"
+                         ? std::string_view(code.data(), line.data() + line.size() - code.data())
+                         : fields.rest();
         }
         r.ok = true;
         return r;
@@ -469,7 +555,7 @@ bool valid_for_format(const message& m) {
     case verb::down:
         return valid_app_name(m.app);
     case verb::failed:
-        return valid_app_name(m.app) && !m.text.empty() && valid_text(m.text);
+        return valid_app_name(m.app) && valid_text(m.text);
     case verb::error:
         return valid_text(m.text);
     case verb::status:
@@ -516,7 +602,10 @@ std::size_t format(const message& m, char* buf, std::size_t capacity) {
         w.field(m.app).field(m.gen);
         break;
     case verb::failed:
-        w.field(m.app).field(m.gen).field(m.text);
+        w.field(m.app).field(m.gen).field(failure_name(m.reason));
+        if (!m.text.empty()) {
+            w.field(m.text);
+        }
         break;
     case verb::down:
         w.field(m.app);

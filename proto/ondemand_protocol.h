@@ -31,7 +31,7 @@ enum class verb : std::uint8_t {
     status, // STATUS
     // replies and pushes (helperd -> nginx)
     ready,   // READY app gen
-    failed,  // FAILED app gen reason...
+    failed,  // FAILED app gen code [details...]
     stopped, // STOPPED app gen
     frozen,  // FROZEN app gen
     down,    // DOWN app
@@ -39,6 +39,28 @@ enum class verb : std::uint8_t {
     end,     // END                 (closes a STATUS answer)
     error,   // ERROR text...       (the peer sent a line it could not accept)
 };
+
+// Why a start, stop or freeze failed: the first field of a FAILED line's reason, so that a
+// client decides on a code, never on the human text after it. docs/PROTOCOL.md lists them.
+enum class failure : std::uint8_t {
+    other,            // a code this side does not know (a newer peer): treat as a failure
+    timeout,          // the start's timeout_ms passed before the app was ready
+    in_use,           // STOP/FREEZE refused: another instance holds a use lease on the app
+    shutting_down,    // helperd is stopping; ask again once it is back
+    not_allowed,      // the unit is outside helperd's allowlist
+    unit_failed,      // the start job failed, or the unit went down before it was ready
+    systemd_refused,  // systemd refused the D-Bus call (StartUnit: no such unit, ...)
+    canceled,         // a STOP canceled this start (or a queued START, or a freeze)
+    no_start_pending, // a WAIT saw no START for the app within the limit
+    bus_lost,         // helperd lost its systemd connection
+    stop_failed,      // the stop of the unit failed
+    freeze_failed,    // FreezeUnit failed; the app still runs
+    not_freezable,    // FREEZE refused: the app is starting or stopping
+};
+
+// The wire token of a failure code ("in-use", ...).
+// (NUL-terminated: it views a string literal.)
+std::string_view failure_name(failure f);
 
 struct message {
     verb kind = verb::error;
@@ -58,7 +80,9 @@ struct message {
     // APP: the key=value fields after the unit, as on the wire ("since=1 starts=2"; may be
     // empty). Read them with next_attr() or find_attr(); unknown keys are to be ignored.
     std::string_view attrs;
-    std::string_view text; // FAILED reason, ERROR text: the rest of the line
+    // FAILED: why, as a code; `text` then holds the details after it (may be empty).
+    failure reason = failure::other;
+    std::string_view text; // FAILED details, ERROR text: the rest of the line
 };
 
 struct parse_result {
@@ -74,6 +98,38 @@ parse_result parse(std::string_view line);
 // Writes `msg` as one line ending in '\n' into buf. Returns the length written, or 0 when
 // the message is invalid or does not fit (nothing useful is written then).
 std::size_t format(const message& msg, char* buf, std::size_t capacity);
+
+// Splits a byte stream into lines inside a buffer the caller owns, without allocating: the
+// one line framing of the module, helperd, ondemandctl and the tests. Read into space()/room(),
+// then commit() the bytes read, then take lines with next() until it says need_more.
+class line_reader {
+  public:
+    enum class status {
+        line,      // `line` is the next complete line, without its '\n' (valid until the next call)
+        need_more, // no complete line buffered: read more
+        too_long,  // a line is longer than max_line_length: the stream cannot be resynchronised
+    };
+
+    // `buf` must hold at least max_line_length + 1 bytes.
+    line_reader(char* buf, std::size_t capacity) : buf_(buf), capacity_(capacity) {}
+
+    // Where to read to, and how much fits there (never 0 unless too_long was reported).
+    char* space() { return buf_ + end_; }
+    std::size_t room() const { return capacity_ - end_; }
+    void commit(std::size_t n) { end_ += n; }
+
+    status next(std::string_view& line);
+
+    // Bytes of a partial line buffered now.
+    std::size_t pending() const { return end_ - begin_; }
+    void clear() { begin_ = end_ = 0; }
+
+  private:
+    char* buf_;
+    std::size_t capacity_;
+    std::size_t begin_ = 0; // start of the first unread byte
+    std::size_t end_ = 0;   // end of the bytes read
+};
 
 // The name of a verb as it appears on the wire.
 std::string_view verb_name(verb v);

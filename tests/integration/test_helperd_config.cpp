@@ -28,7 +28,7 @@ TEST_F(HelperdTest, SighupReloadsTheAllowlist) {
     start_helperd({"--config", config}, false);
     auto c = connect();
     c->send(start_line("reload", 1, unit));
-    EXPECT_EQ(c->read_line(), "FAILED reload 1 unit-not-allowed: " + unit);
+    EXPECT_EQ(c->read_line(), "FAILED reload 1 not-allowed " + unit);
 
     write_file(config, "allow_units = [\"ondemand-it-*.service\"]\n");
     ASSERT_EQ(::kill(helperd_pid_, SIGHUP), 0);
@@ -78,7 +78,7 @@ TEST_F(HelperdTest, RefusesToStopItsOwnUnit) {
         << "systemd-run returns once helperd sent READY=1";
     auto c = connect();
     c->send("STOP self 1 " + unit);
-    EXPECT_EQ(c->read_line(), "FAILED self 1 unit-not-allowed: " + unit);
+    EXPECT_EQ(c->read_line(), "FAILED self 1 not-allowed " + unit);
     EXPECT_EQ(active_state(unit), "active");
 }
 

@@ -92,7 +92,7 @@ TEST_F(HelperdTest, FailedStartJobNamesTheCause) {
     c->send(start_line("noexec", 1, unit, "connect", 600000));
     auto line = c->read_line(20s);
     ASSERT_TRUE(line);
-    EXPECT_THAT(*line, StartsWith("FAILED noexec 1 start job failed: "));
+    EXPECT_THAT(*line, StartsWith("FAILED noexec 1 unit-failed start job failed: "));
     EXPECT_THAT(*line, HasSubstr("exited with status 203"));
 }
 
@@ -109,7 +109,8 @@ TEST_F(HelperdTest, FailureReasonCarriesTheUnitsStatusText) {
     c->send(start_line("statustext", 1, unit, "connect", 600000));
     auto line = c->read_line(20s);
     ASSERT_TRUE(line);
-    EXPECT_THAT(*line, StartsWith("FAILED statustext 1 start job failed: result exit-code"));
+    EXPECT_THAT(*line,
+                StartsWith("FAILED statustext 1 unit-failed start job failed: result exit-code"));
     EXPECT_THAT(*line, HasSubstr("exited with status 125, status: image x:1 not found see docs"));
 }
 
@@ -313,9 +314,9 @@ TEST_F(HelperdTest, UnitNotInAllowlist) {
     start_helperd({"--allow-unit", "ondemand-other-*.service"}, false);
     auto c = connect();
     c->send(start_line("denied", 1, unit));
-    EXPECT_EQ(c->read_line(), "FAILED denied 1 unit-not-allowed: " + unit);
+    EXPECT_EQ(c->read_line(), "FAILED denied 1 not-allowed " + unit);
     c->send("STOP denied 1 " + unit);
-    EXPECT_EQ(c->read_line(), "FAILED denied 1 unit-not-allowed: " + unit);
+    EXPECT_EQ(c->read_line(), "FAILED denied 1 not-allowed " + unit);
     EXPECT_EQ(count_log("StartUnit"), 0);
     EXPECT_EQ(count_log("StopUnit"), 0);
     EXPECT_EQ(active_state(unit), "inactive");
@@ -326,7 +327,7 @@ TEST_F(HelperdTest, DefaultAllowlistIsOndemandServices) {
     start_helperd({}, false);
     auto c = connect();
     c->send("START other 1 dbus.service connect 1000 " + socket_path("other"));
-    EXPECT_EQ(c->read_line(), "FAILED other 1 unit-not-allowed: dbus.service");
+    EXPECT_EQ(c->read_line(), "FAILED other 1 not-allowed dbus.service");
     c->send(start_line("dflt", 1, unit));
     EXPECT_EQ(c->read_line(), "READY dflt 1");
 }
@@ -418,7 +419,7 @@ TEST_F(HelperdTest, UseLeasesBelongToTheNginxInstanceNotTheConnection) {
     ASSERT_EQ(worker1->read_line(), "READY shared 1");
     use(*worker1, "USE shared 1 60000");
     other->send("STOP shared 1 " + unit);
-    EXPECT_THAT(other->read_line().value_or(""), StartsWith("FAILED shared 1 in-use: "))
+    EXPECT_THAT(other->read_line().value_or(""), StartsWith("FAILED shared 1 in-use "))
         << "another nginx uses it";
     worker2->send("STOP shared 1 " + unit);
     EXPECT_EQ(worker2->read_line(), "STOPPED shared 1") << "a sibling worker's lease is its own";
@@ -432,7 +433,7 @@ TEST_F(HelperdTest, UseLeasesBelongToTheNginxInstanceNotTheConnection) {
     worker1.reset();
     ASSERT_TRUE(wait_disconnects(1));
     other->send("STOP shared 2 " + unit);
-    EXPECT_THAT(other->read_line().value_or(""), StartsWith("FAILED shared 2 in-use: "));
+    EXPECT_THAT(other->read_line().value_or(""), StartsWith("FAILED shared 2 in-use "));
     worker2.reset();
     ASSERT_TRUE(wait_disconnects(2));
     other->send("STOP shared 2 " + unit);

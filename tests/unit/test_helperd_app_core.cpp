@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 using namespace ondemand::helperd;
+namespace proto = ondemand::proto;
 using namespace std::chrono_literals;
 using testing::ElementsAre;
 using testing::IsEmpty;
@@ -55,21 +56,22 @@ TEST(AppCore, EveryWaiterKeepsItsGeneration) {
     app.on_start({1, 5}, params());
     app.on_start({2, 6}, params());
     app.on_wait({3, 7}, t0);
-    EXPECT_THAT(app.start_failed(app.attempt(), "timeout"),
+    EXPECT_THAT(app.start_failed(app.attempt(), {proto::failure::timeout, ""}),
                 ElementsAre(waiter{1, 5}, waiter{2, 6}, waiter{3, 7}));
     EXPECT_EQ(app.phase(), app_phase::failed);
-    EXPECT_EQ(app.last_failure(), "timeout");
+    EXPECT_EQ(app.last_failure(), (failure_reason{proto::failure::timeout, ""}));
 }
 
 TEST(AppCore, StaleOutcomesAreIgnored) {
     app_core app("blog");
     app.on_start({1, 1}, params());
     std::uint64_t first = app.attempt();
-    ASSERT_THAT(app.start_failed(first, "boom"), ElementsAre(waiter{1, 1}));
+    ASSERT_THAT(app.start_failed(first, {proto::failure::unit_failed, "boom"}),
+                ElementsAre(waiter{1, 1}));
     app.on_start({1, 2}, params());
     EXPECT_NE(app.attempt(), first);
     EXPECT_THAT(app.start_succeeded(first), IsEmpty());
-    EXPECT_THAT(app.start_failed(first, "late"), IsEmpty());
+    EXPECT_THAT(app.start_failed(first, {proto::failure::unit_failed, "late"}), IsEmpty());
     EXPECT_EQ(app.phase(), app_phase::starting);
     EXPECT_THAT(app.start_succeeded(app.attempt()), ElementsAre(waiter{1, 2}));
     EXPECT_THAT(app.start_succeeded(app.attempt()), IsEmpty()) << "answered once only";
@@ -88,7 +90,7 @@ TEST(AppCore, StartOfAReadyAppChecksInsteadOfStarting) {
 TEST(AppCore, StartAfterFailureOrStopStartsAgain) {
     app_core app("blog");
     app.on_start({1, 1}, params());
-    app.start_failed(app.attempt(), "x");
+    app.start_failed(app.attempt(), {proto::failure::unit_failed, "x"});
     EXPECT_EQ(app.on_start({1, 2}, params()), decision::start_unit);
     app.start_succeeded(app.attempt());
     std::vector<waiter> canceled;
@@ -131,7 +133,8 @@ TEST(AppCore, PendingWaitExpires) {
 TEST(AppCore, WaitForAFailedGenerationFailsAtOnce) {
     app_core app("blog");
     app.on_start({1, 4}, params());
-    app.start_failed(app.attempt(), "start job failed: result exit-code");
+    app.start_failed(app.attempt(),
+                     {proto::failure::unit_failed, "start job failed: result exit-code"});
     EXPECT_EQ(app.on_wait({2, 4}, t0), wait_decision::failed_now);
     EXPECT_EQ(app.on_wait({2, 3}, t0), wait_decision::failed_now);
     EXPECT_EQ(app.on_wait({2, 5}, t0), wait_decision::pending) << "a newer start is coming";
@@ -228,10 +231,11 @@ TEST(AppCore, AbandonAnswersEveryStartWaiter) {
     app.on_start({1, 1}, params());
     app_core other("wiki");
     other.on_wait({2, 3}, t0);
-    EXPECT_THAT(app.abandon_starts("shutting-down"), ElementsAre(waiter{1, 1}));
+    EXPECT_THAT(app.abandon_starts({proto::failure::shutting_down, ""}), ElementsAre(waiter{1, 1}));
     EXPECT_EQ(app.phase(), app_phase::failed);
-    EXPECT_EQ(app.last_failure(), "shutting-down");
-    EXPECT_THAT(other.abandon_starts("shutting-down"), ElementsAre(waiter{2, 3}));
+    EXPECT_EQ(app.last_failure(), (failure_reason{proto::failure::shutting_down, ""}));
+    EXPECT_THAT(other.abandon_starts({proto::failure::shutting_down, ""}),
+                ElementsAre(waiter{2, 3}));
 }
 
 TEST(AppCore, PhaseNames) {

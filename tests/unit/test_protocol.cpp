@@ -62,7 +62,10 @@ TEST(Protocol, EveryVerbRoundTrips) {
              "STATUS",
              "READY blog 7",
              "FAILED blog 7 timeout",
-             "FAILED blog 7 start job failed: result exit-code, main process exited with status 3",
+             "FAILED blog 7 unit-failed start job failed: result exit-code, main process exited "
+             "with status 3",
+             "FAILED blog 7 in-use by another client for 1200 ms more",
+             "FAILED blog 7 other",
              "STOPPED blog 7",
              "DOWN blog",
              "APP blog ready ondemand-blog.service",
@@ -90,9 +93,39 @@ TEST(Protocol, VerbNames) {
 }
 
 TEST(Protocol, FailedKeepsTheWholeReason) {
-    auto r = proto::parse("FAILED blog 3 unit failed before ready:  two  spaces kept");
+    auto r = proto::parse("FAILED blog 3 unit-failed unit failed before ready:  two  spaces kept");
     ASSERT_TRUE(r.ok) << r.error;
+    EXPECT_EQ(r.msg.reason, proto::failure::unit_failed);
     EXPECT_EQ(r.msg.text, "unit failed before ready:  two  spaces kept");
+}
+
+TEST(Protocol, FailedReasonIsACodeEachSideDecidesOn) {
+    for (auto code :
+         {proto::failure::timeout, proto::failure::in_use, proto::failure::shutting_down,
+          proto::failure::not_allowed, proto::failure::unit_failed, proto::failure::systemd_refused,
+          proto::failure::canceled, proto::failure::no_start_pending, proto::failure::bus_lost,
+          proto::failure::stop_failed, proto::failure::freeze_failed,
+          proto::failure::not_freezable}) {
+        std::string line = "FAILED blog 2 " + std::string(proto::failure_name(code));
+        auto r = proto::parse(line);
+        ASSERT_TRUE(r.ok) << line << ": " << r.error;
+        EXPECT_EQ(r.msg.reason, code) << line;
+        EXPECT_EQ(r.msg.text, "") << line;
+        expect_round_trip(line);
+    }
+}
+
+TEST(Protocol, FailedWithAnUnknownCodeIsOtherAndKeepsTheCode) {
+    auto r = proto::parse("FAILED blog 2 newer-code what a newer helperd says");
+    ASSERT_TRUE(r.ok) << r.error;
+    EXPECT_EQ(r.msg.reason, proto::failure::other);
+    EXPECT_EQ(r.msg.text, "newer-code what a newer helperd says");
+}
+
+TEST(Protocol, FailedRefusesAReasonThatIsNoCode) {
+    expect_refused("FAILED blog 1 timeout: 5 s", "invalid FAILED reason code");
+    expect_refused("FAILED blog 1 Timeout", "invalid FAILED reason code");
+    expect_refused("FAILED blog 1 start_job failed", "invalid FAILED reason code");
 }
 
 TEST(Protocol, RefusesUnknownAndEmpty) {
@@ -242,7 +275,10 @@ TEST(Protocol, FormatRefusesWhatParseWouldRefuse) {
     failed.kind = verb::failed;
     failed.app = "blog";
     failed.text = "";
-    EXPECT_EQ(proto::format(failed, buf.data(), buf.size()), 0u) << "a FAILED needs a reason";
+    failed.reason = proto::failure::timeout;
+    std::size_t n = proto::format(failed, buf.data(), buf.size());
+    EXPECT_EQ(std::string_view(buf.data(), n), "FAILED blog 0 timeout\n")
+        << "the code alone is a reason";
     failed.text = "two\nlines";
     EXPECT_EQ(proto::format(failed, buf.data(), buf.size()), 0u);
 }
