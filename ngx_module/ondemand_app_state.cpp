@@ -2,6 +2,8 @@
 
 namespace ondemand {
 
+std::size_t this_worker_slot = 0;
+
 const char* app_state_name(app_state s) {
     switch (s) {
     case app_state::cold:
@@ -193,6 +195,56 @@ bool abandon_start(app_record& r, std::int64_t pid) {
     }
     r.state.store(app_state::cold);
     return true;
+}
+
+std::size_t claim_worker_slot(worker_slot_table& t, std::int64_t pid, process_alive_fn alive,
+                              bool& reclaimed) {
+    reclaimed = false;
+    std::size_t gone = 0;
+    for (std::size_t i = 1; i < worker_slots; ++i) {
+        std::int64_t owner = t.pid[i].load();
+        if (owner == 0 || owner == pid) {
+            // the same pid as a slot's owner: that owner died and its pid was reused for us
+            reclaimed = owner == pid;
+            t.pid[i].store(pid);
+            this_worker_slot = i;
+            return i;
+        }
+        if (gone == 0 && !alive(owner)) {
+            gone = i;
+        }
+    }
+    if (gone != 0) {
+        t.pid[gone].store(pid);
+        reclaimed = true;
+    }
+    this_worker_slot = gone;
+    return gone;
+}
+
+std::uint64_t reap_dead_workers(worker_slot_table& t, process_alive_fn alive) {
+    std::uint64_t dead = 0;
+    for (std::size_t i = 1; i < worker_slots; ++i) {
+        std::int64_t owner = t.pid[i].load();
+        if (owner != 0 && !alive(owner)) {
+            t.pid[i].store(0);
+            dead |= std::uint64_t{1} << i;
+        }
+    }
+    return dead;
+}
+
+void release_worker_slot(worker_slot_table& t, std::size_t slot) {
+    if (slot != 0 && slot < worker_slots) {
+        t.pid[slot].store(0);
+    }
+}
+
+std::uint64_t clear_worker_counts(app_record& r, std::size_t slot) {
+    std::uint64_t n = std::uint64_t{r.in_flight.in_slot(slot)} + r.held.in_slot(slot);
+    r.in_flight.clear(slot);
+    r.held.clear(slot);
+    return n;
 }
 
 } // namespace ondemand

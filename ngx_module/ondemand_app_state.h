@@ -6,7 +6,9 @@
 #ifndef ONDEMAND_APP_STATE_H
 #define ONDEMAND_APP_STATE_H
 
+#include <array>
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 
 namespace ondemand {
@@ -22,15 +24,47 @@ enum class app_state : std::uint32_t {
 
 const char* app_state_name(app_state s);
 
+// Worker processes that can each keep their own counts in a record: every worker of one nginx
+// alive at once, including a reload's draining old workers. Slot 0 is shared by the processes
+// that find no slot of their own (more than worker_slots - 1 alive): only their counts can
+// outlive a crash.
+inline constexpr std::size_t worker_slots = 32;
+
+// This process's slot (claim_worker_slot()); 0 until it has one.
+extern std::size_t this_worker_slot;
+
+// A count of requests (in flight, held) kept per worker process: each worker changes only its
+// own slot, readers add the slots up, and the slot of a worker that died (SIGKILL, a crash) is
+// cleared by the survivors (clear_worker_counts()), so that its requests do not stay counted
+// for good. Each slot is a sequentially consistent atomic, so warm_enter()'s reasoning holds
+// slot by slot. Trivially destructible and address-free.
+class per_worker_count {
+  public:
+    void fetch_add(std::uint32_t n) { slots_[this_worker_slot].fetch_add(n); }
+    void fetch_sub(std::uint32_t n) { slots_[this_worker_slot].fetch_sub(n); }
+    std::uint64_t load() const {
+        std::uint64_t sum = 0;
+        for (const auto& s : slots_) {
+            sum += s.load();
+        }
+        return sum;
+    }
+    std::uint32_t in_slot(std::size_t slot) const { return slots_[slot].load(); }
+    void clear(std::size_t slot) { slots_[slot].store(0); }
+
+  private:
+    std::array<std::atomic<std::uint32_t>, worker_slots> slots_{};
+};
+
 // Trivially destructible and address-free: it lives in shared memory.
 struct app_record {
     std::atomic<app_state> state{app_state::cold};
     std::atomic<std::uint64_t> gen{0};
     std::atomic<std::int64_t> starter_pid{0};
     std::atomic<std::uint64_t> deadline_ms{0};    // while starting/stopping
-    std::atomic<std::uint64_t> in_flight{0};      // requests being proxied now
+    per_worker_count in_flight;                   // requests being proxied now
     std::atomic<std::uint64_t> last_active_ms{0}; // end of the last request
-    std::atomic<std::uint64_t> held{0};           // requests held, all workers
+    per_worker_count held;                        // requests held, all workers
     std::atomic<std::uint64_t> starts{0};         // START sent, lifetime
     std::atomic<std::uint64_t> failures{0};       // FAILED received, lifetime
     std::atomic<std::uint64_t> stops{0};          // idle stops begun, lifetime
@@ -148,6 +182,30 @@ bool on_down(app_record& r);
 // A start this worker owns cannot go on (its helper stayed unreachable): cold, so that the
 // next request tries again. Returns true when it applied.
 bool abandon_start(app_record& r, std::int64_t pid);
+
+// Which worker process owns which slot of the per_worker_count records; it lives in the zone.
+struct worker_slot_table {
+    std::array<std::atomic<std::int64_t>, worker_slots> pid{}; // 0: free; slot 0 is never owned
+};
+
+// Tells whether a process still exists (the caller's kill(pid, 0)).
+using process_alive_fn = bool (*)(std::int64_t pid);
+
+// Under the zone mutex: gives `pid` a slot of its own, a free one or one whose owner is gone
+// (its counts must then be cleared with clear_worker_counts()); 0 when every slot is taken by a
+// live process. Sets this_worker_slot.
+std::size_t claim_worker_slot(worker_slot_table& t, std::int64_t pid, process_alive_fn alive,
+                              bool& reclaimed);
+
+// Under the zone mutex: frees the slots of processes that are gone and returns them as a bit
+// mask (bit i: slot i), for the caller to clear their counts in every record.
+std::uint64_t reap_dead_workers(worker_slot_table& t, process_alive_fn alive);
+
+// A worker that exits gives its slot back (its counts are cleared too: nothing of it is left).
+void release_worker_slot(worker_slot_table& t, std::size_t slot);
+
+// Clears the counts that the worker of `slot` left in `r`. Returns how many requests they were.
+std::uint64_t clear_worker_counts(app_record& r, std::size_t slot);
 
 } // namespace ondemand
 

@@ -7,7 +7,14 @@
 
 using ondemand::app_record;
 using ondemand::app_state;
+using ondemand::claim_worker_slot;
+using ondemand::clear_worker_counts;
+using ondemand::reap_dead_workers;
+using ondemand::release_worker_slot;
 using ondemand::request_action;
+using ondemand::this_worker_slot;
+using ondemand::worker_slot_table;
+using ondemand::worker_slots;
 
 namespace {
 
@@ -377,3 +384,123 @@ TEST(SharedApps, ARefusedStopLeavesTheAppReady) {
 }
 
 } // namespace
+
+// ---- counts per worker process (a worker that dies takes its requests with it) -------------
+
+namespace {
+
+// Pretend processes for the slot table: alive unless listed as dead.
+std::int64_t dead_pids[4];
+
+bool fake_alive(std::int64_t pid) {
+    for (std::int64_t d : dead_pids) {
+        if (d == pid) {
+            return false;
+        }
+    }
+    return true;
+}
+
+struct as_worker {
+    explicit as_worker(std::size_t slot) : saved(this_worker_slot) { this_worker_slot = slot; }
+    ~as_worker() { this_worker_slot = saved; }
+    as_worker(const as_worker&) = delete;
+    as_worker& operator=(const as_worker&) = delete;
+    std::size_t saved;
+};
+
+} // namespace
+
+TEST(WorkerSlots, EachWorkerCountsInItsOwnSlotAndReadersSeeTheSum) {
+    app_record r;
+    {
+        as_worker a(1);
+        r.in_flight.fetch_add(2);
+        r.held.fetch_add(1);
+    }
+    {
+        as_worker b(2);
+        r.in_flight.fetch_add(1);
+    }
+    EXPECT_EQ(r.in_flight.load(), 3u);
+    EXPECT_EQ(r.held.load(), 1u);
+    EXPECT_EQ(r.in_flight.in_slot(1), 2u);
+}
+
+TEST(WorkerSlots, ADeadWorkersRequestsAreReleasedAndTheSurvivorsAreKept) {
+    worker_slot_table t;
+    app_record r;
+    bool reclaimed = false;
+    std::size_t a = claim_worker_slot(t, 101, fake_alive, reclaimed);
+    std::size_t b = claim_worker_slot(t, 102, fake_alive, reclaimed);
+    ASSERT_NE(a, b);
+    {
+        as_worker w(a);
+        r.in_flight.fetch_add(1); // a long request in flight
+        r.held.fetch_add(2);      // and two held
+    }
+    {
+        as_worker w(b);
+        r.in_flight.fetch_add(1);
+    }
+    r.state.store(app_state::ready);
+    EXPECT_FALSE(looks_idle(r, 100000, 1000));
+
+    dead_pids[0] = 101; // SIGKILL
+    std::uint64_t dead = reap_dead_workers(t, fake_alive);
+    EXPECT_EQ(dead, std::uint64_t{1} << a);
+    EXPECT_EQ(clear_worker_counts(r, a), 3u);
+    EXPECT_EQ(r.in_flight.load(), 1u) << "the survivor's request is still counted";
+    EXPECT_EQ(r.held.load(), 0u) << "the hold queue places are free again";
+    EXPECT_EQ(reap_dead_workers(t, fake_alive), 0u) << "reaped once";
+    {
+        as_worker w(b);
+        warm_leave(r, 100000);
+    }
+    EXPECT_TRUE(looks_idle(r, 200000, 1000)) << "the app idle-stops again";
+    dead_pids[0] = 0;
+}
+
+TEST(WorkerSlots, ANewWorkerTakesAFreeSlotOrADeadWorkersAndSaysSo) {
+    worker_slot_table t;
+    bool reclaimed = true;
+    EXPECT_EQ(claim_worker_slot(t, 200, fake_alive, reclaimed), 1u);
+    EXPECT_FALSE(reclaimed);
+    EXPECT_EQ(this_worker_slot, 1u);
+    // every other slot taken by live processes
+    for (std::size_t i = 2; i < worker_slots; ++i) {
+        t.pid[i].store(static_cast<std::int64_t>(1000 + i));
+    }
+    EXPECT_EQ(claim_worker_slot(t, 300, fake_alive, reclaimed), 0u) << "the shared slot";
+    EXPECT_FALSE(reclaimed);
+    dead_pids[1] = 1005;
+    EXPECT_EQ(claim_worker_slot(t, 301, fake_alive, reclaimed), 5u);
+    EXPECT_TRUE(reclaimed) << "the dead owner's counts must be cleared";
+    EXPECT_EQ(t.pid[5].load(), 301);
+    release_worker_slot(t, 5);
+    EXPECT_EQ(t.pid[5].load(), 0);
+    dead_pids[1] = 0;
+    this_worker_slot = 0;
+}
+
+TEST(WorkerSlots, AReusedPidDoesNotInheritTheDeadOwnersCounts) {
+    worker_slot_table t;
+    bool reclaimed = false;
+    t.pid[1].store(400); // a worker that died; its pid now belongs to the new worker
+    EXPECT_EQ(claim_worker_slot(t, 400, fake_alive, reclaimed), 1u);
+    EXPECT_TRUE(reclaimed);
+    this_worker_slot = 0;
+}
+
+TEST(WorkerSlots, AStopSeesARequestInAnotherWorkersSlot) {
+    app_record r;
+    r.state.store(app_state::ready);
+    r.last_active_ms.store(0);
+    {
+        as_worker w(7);
+        EXPECT_TRUE(warm_enter(r));
+    }
+    as_worker stopper(3);
+    EXPECT_FALSE(begin_stop(r, 1, 100000, 1000, 5000));
+    EXPECT_EQ(r.state.load(), app_state::ready);
+}
