@@ -78,9 +78,7 @@ EOF
     done
   done
   port=$(free_port)
-  nginx_write cont 2 1 "
-    ondemand_zone ondemand:1m;
-    ondemand_helper unix:$WORK/helperd.sock;
+  nginx_write cont 2 1m "
 $ups
     server { listen 127.0.0.1:$port; location / { ondemand_app \$http_x_app; proxy_pass http://\$http_x_app; } }"
   nginx_start cont "$port"
