@@ -98,10 +98,15 @@ sub podman_setup {
 
 # Runs podman with the test's storage; returns (output, status) or, in scalar context, output.
 sub podman {
-    my (@args) = @_;
     croak 'podman: call podman_setup first' unless $PODMAN;
-    local @ENV{ keys %{ $PODMAN->{env} } } = values %{ $PODMAN->{env} };
-    my ($out, $status) = run_cmd('/usr/bin/podman', @args);
+    return _cli($PODMAN, '/usr/bin/podman', @_);
+}
+
+# Runs an engine's CLI with the engine's environment (podman(), docker()).
+sub _cli {
+    my ($engine, @cmd) = @_;
+    local @ENV{ keys %{ $engine->{env} } } = values %{ $engine->{env} };
+    my ($out, $status) = run_cmd(@cmd);
     return wantarray ? ($out, $status) : $out;
 }
 
@@ -134,12 +139,10 @@ sub start_dockerd {
     return $DOCKER;
 }
 
+# Runs the docker CLI against the private dockerd; returns as podman() does.
 sub docker {
-    my (@args) = @_;
     croak 'docker: call start_dockerd first' unless $DOCKER;
-    local @ENV{ keys %{ $DOCKER->{env} } } = values %{ $DOCKER->{env} };
-    my ($out, $status) = run_cmd('/usr/bin/docker', @args);
-    return wantarray ? ($out, $status) : $out;
+    return _cli($DOCKER, '/usr/bin/docker', @_);
 }
 
 sub _write {
