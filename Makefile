@@ -34,6 +34,7 @@ MODULE_SOURCES := config scripts/ngx-cc $(wildcard ngx_module/*.cpp ngx_module/*
 
 $(NGX_BUILD)/Makefile: config scripts/ngx-cc
 	rm -rf $(NGX_BUILD)
+	mkdir -p $(BUILD)
 	cp -a /usr/share/nginx/src $(NGX_BUILD)
 	cd $(NGX_BUILD) && . ./conf_flags && \
 	  ./configure "$${NGX_CONF_FLAGS[@]}" --add-dynamic-module=$(TOP) >configure.log 2>&1 || \

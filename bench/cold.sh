@@ -72,13 +72,9 @@ ExecStart=/lib/systemd/systemd-socket-proxyd $asock"
     for v in "${chains[@]}"; do ups+="    upstream bch-$v$d { server unix:$WORK/chain/bch-$v$d.sock; }
 "; done
   done
-  local od_conf=''
-  [ "$HAVE_OD" = 1 ] && od_conf="ondemand_zone ondemand:1m;
-    ondemand_helper unix:$WORK/helperd.sock;"
-  local od_server=''
-  [ "$HAVE_OD" = 1 ] && od_server="server { listen 127.0.0.1:$port; location / { ondemand_app \$http_x_app; proxy_pass http://\$http_x_app; } }"
-  nginx_write cold 2 "$HAVE_OD" "
-    $od_conf
+  local od_server='' zone=0
+  [ "$HAVE_OD" = 1 ] && zone=1m && od_server="server { listen 127.0.0.1:$port; location / { ondemand_app \$http_x_app; proxy_pass http://\$http_x_app; } }"
+  nginx_write cold 2 "$zone" "
 $ups
     $od_server
     server { listen 127.0.0.1:$chain_port; location / { proxy_pass http://\$http_x_app; } }"

@@ -3,7 +3,7 @@
 # podman: the project's unit templates (units/ondemand-podman@.service: Type=notify via conmon;
 # units/ondemand-podman-simple@.service: Type=simple) run the tiny local image
 # (scripts/image/build: busybox + the static test app) with private podman storage in the sandbox
-# (as t/lib/Ondemand/Containers.pm does). Per round and template:
+# (scripts/podman-config, as in t/ and the demo). Per round and template:
 #   probe  the runtime's own start-to-socket time: bench/tools/startprobe does StartUnit on the
 #          unit and connects to the container's socket every 50 us (no nginx, no helperd);
 #   od     the first request through nginx + ondemand (ready=connect) to a fresh app; overhead as
@@ -26,32 +26,13 @@ section_containers() {
   fi
 
   # podman with private storage, configured for the sandbox's pure cgroup2 namespace
-  local conf=$ONDEMAND_SANDBOX/config/ondemand root=$WORK/podman
-  mkdir -p "$conf/apps" "$root/tmp"
-  cat > "$conf/containers.conf" <<EOF
-[containers]
-default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
-netns = "none"
-log_driver = "k8s-file"
-cgroups = "disabled"
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-runtime = "crun"
-tmp_dir = "$root/tmp"
-EOF
-  cat > "$conf/storage.conf" <<EOF
-[storage]
-driver = "overlay"
-graphroot = "$root/root"
-runroot = "$root/runroot"
-EOF
-  printf 'CONTAINERS_CONF=%s\nCONTAINERS_STORAGE_CONF=%s\nONDEMAND_LOG_DRIVER=k8s-file\n' \
-    "$conf/containers.conf" "$conf/storage.conf" > "$conf/podman.env"
+  local conf=$ONDEMAND_SANDBOX/config/ondemand penv
+  mkdir -p "$conf/apps"
+  mapfile -t penv < <("$TOP/scripts/podman-config" "$conf" "$WORK/podman")
+  [ ${#penv[@]} -gt 0 ] || bdie "scripts/podman-config failed"
   local image=localhost/ondemand-testapp:latest tar
   tar=$("$TOP/scripts/image/build" "$WORK/image" | tail -1) || { blog "containers: image build failed"; return 0; }
-  if ! CONTAINERS_CONF=$conf/containers.conf CONTAINERS_STORAGE_CONF=$conf/storage.conf \
-       podman import -q "$tar" "$image" >/dev/null 2>"$WORK/podman-import.log"; then
+  if ! env "${penv[@]}" podman import -q "$tar" "$image" >/dev/null 2>"$WORK/podman-import.log"; then
     blog "containers: SKIPPED: podman import failed; see $WORK/podman-import.log"
     emit containers '"skipped":"podman import failed"'
     return 0
@@ -78,9 +59,7 @@ EOF
     done
   done
   port=$(free_port)
-  nginx_write cont 2 1 "
-    ondemand_zone ondemand:1m;
-    ondemand_helper unix:$WORK/helperd.sock;
+  nginx_write cont 2 1m "
 $ups
     server { listen 127.0.0.1:$port; location / { ondemand_app \$http_x_app; proxy_pass http://\$http_x_app; } }"
   nginx_start cont "$port"

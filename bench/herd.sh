@@ -27,9 +27,7 @@ section_herd() {
     done
   done
   port=$(free_port)
-  nginx_write herd 2 1 "
-    ondemand_zone ondemand:1m;
-    ondemand_helper unix:$WORK/helperd.sock;
+  nginx_write herd 2 1m "
 $ups
     server {
         listen 127.0.0.1:$port reuseport backlog=4096;

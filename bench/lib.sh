@@ -189,31 +189,16 @@ start_helperd() {
 
 # ---------------------------------------------------------------------------------------- nginx
 
-# nginx_write NAME WORKERS MODULE(0|1) HTTP-BODY [MAIN-EXTRA]: writes $WORK/nginx-NAME/nginx.conf.
+# nginx_write NAME WORKERS ZONE HTTP-BODY [MAIN-EXTRA]: writes $WORK/nginx-NAME/nginx.conf from
+# scripts/nginx-skeleton (the tests' and the demo's skeleton too). ZONE 0: plain nginx; otherwise
+# the module is loaded with `ondemand_zone ondemand:ZONE` (e.g. 1m) and helperd's socket.
 nginx_write() {
-  local name=$1 workers=$2 module=$3 body=$4 extra=${5:-} dir=$WORK/nginx-$1 load=''
-  mkdir -p "$dir/tmp"
-  [ "$module" = 1 ] && load="load_module $SNAP/ngx_http_ondemand_module.so;"
-  cat > "$dir/nginx.conf" <<EOF
-$load
-# the bench dirs are private to root
-user root;
-worker_processes $workers;
-worker_rlimit_nofile 19000;
-error_log $dir/error.log ${BENCH_NGINX_LOG:-notice};
-pid $dir/nginx.pid;
-$extra
-events { worker_connections 18000; }
-http {
-    access_log off;
-    client_body_temp_path $dir/tmp/body;
-    proxy_temp_path $dir/tmp/proxy;
-    fastcgi_temp_path $dir/tmp/fastcgi;
-    uwsgi_temp_path $dir/tmp/uwsgi;
-    scgi_temp_path $dir/tmp/scgi;
-$body
-}
-EOF
+  local name=$1 workers=$2 zone=$3 body=$4 extra=${5:-} dir=$WORK/nginx-$1 od=()
+  [ "$zone" = 0 ] || od=(--module "$SNAP/ngx_http_ondemand_module.so" --zone "ondemand:$zone"
+    --helper "unix:$WORK/helperd.sock")
+  "$TOP/scripts/nginx-skeleton" "${od[@]}" --workers "$workers" --connections 18000 \
+    --log-level "${BENCH_NGINX_LOG:-notice}" --main 'worker_rlimit_nofile 19000;' \
+    ${extra:+--main "$extra"} --output "$dir/nginx.conf" "$dir" <<<"$body"
 }
 
 # nginx_start NAME PORT: starts nginx on the config written by nginx_write; waits for PORT.

@@ -30,16 +30,14 @@ section_lifecycle() {
   local freeze_ups="    upstream lf { server unix:$WORK/apps/lf.sock; ondemand unit=ondemand-blife@lf.service idle_timeout=1s freeze; }
 "
   local body="
-    ondemand_zone ondemand:1m;
-    ondemand_helper unix:$WORK/helperd.sock;
 @UPS@
     server { listen 127.0.0.1:$port; location / { ondemand_app \$http_x_app; proxy_pass http://\$http_x_app; } }"
   local have_freeze=0
-  nginx_write life 2 1 "${body/@UPS@/$ups$freeze_ups}"
+  nginx_write life 2 1m "${body/@UPS@/$ups$freeze_ups}"
   if "$NGINX" -t -q -p "$WORK/nginx-life" -c "$WORK/nginx-life/nginx.conf" 2>/dev/null; then
     have_freeze=1
   else
-    nginx_write life 2 1 "${body/@UPS@/$ups}"
+    nginx_write life 2 1m "${body/@UPS@/$ups}"
   fi
   nginx_start life "$port"
 

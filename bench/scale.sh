@@ -18,9 +18,7 @@ scale_conf() {
         "$n" "$i" "$WORK" "$n" "$i" "$n" "$i"
     done > "$f"
   fi
-  nginx_write "scale$n" 2 1 "
-    ondemand_zone ondemand:${zone_kb}k;
-    ondemand_helper unix:$WORK/helperd.sock;
+  nginx_write "scale$n" 2 "${zone_kb}k" "
     include $f;
     server {
         listen 127.0.0.1:$port;

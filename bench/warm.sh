@@ -48,9 +48,7 @@ section_warm() {
 
   local variants=(plain-noka plain-ka chain-noka chain-ka)
   if [ "$HAVE_OD" = 1 ]; then
-    nginx_write warm-od 1 1 "
-    ondemand_zone ondemand:1m;
-    ondemand_helper unix:$WORK/helperd.sock;
+    nginx_write warm-od 1 1m "
     upstream bwarm { server unix:$sock; ondemand unit=$unit; }
     upstream bwarmka { server unix:$sock; ondemand unit=$unit; keepalive 32; }
     server { listen 127.0.0.1:${port[od-noka]}; location / { ondemand_app bwarm; proxy_pass http://bwarm; } }

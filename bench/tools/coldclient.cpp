@@ -24,10 +24,11 @@
 #include <poll.h>
 #include <string>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <thread>
 #include <time.h>
 #include <unistd.h>
+
+#include "unix_accepts.h"
 
 namespace {
 
@@ -35,18 +36,6 @@ uint64_t now_us() {
     timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return uint64_t(ts.tv_sec) * 1000000u + uint64_t(ts.tv_nsec) / 1000u;
-}
-
-bool accepts(const std::string& path) {
-    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return false;
-    sockaddr_un sa{};
-    sa.sun_family = AF_UNIX;
-    std::strncpy(sa.sun_path, path.c_str(), sizeof(sa.sun_path) - 1);
-    bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) == 0;
-    ::close(fd);
-    return ok;
 }
 
 } // namespace
@@ -78,7 +67,7 @@ int main(int argc, char** argv) {
     std::thread watcher([&] {
         const timespec tick{0, 50 * 1000};
         while (!done.load() && now_us() < deadline) {
-            if (accepts(watch)) {
+            if (unix_accepts(watch)) {
                 acc_us = now_us();
                 return;
             }

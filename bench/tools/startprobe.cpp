@@ -23,10 +23,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "unix_accepts.h"
 
 namespace {
 
@@ -79,18 +79,6 @@ uint64_t unit_time_us(sd_bus* bus, const std::string& unit, const char* iface, c
 
 uint64_t mono_us(Clock::time_point t) {
     return std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
-}
-
-bool accepts(const std::string& path) {
-    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return false;
-    sockaddr_un sa{};
-    sa.sun_family = AF_UNIX;
-    std::strncpy(sa.sun_path, path.c_str(), sizeof(sa.sun_path) - 1);
-    bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) == 0;
-    ::close(fd);
-    return ok;
 }
 
 void die(const char* what, int r) {
@@ -193,7 +181,7 @@ int main(int argc, char** argv) {
         auto deadline = t0 + std::chrono::milliseconds(timeout_ms);
         double ready_ms = -1;
         while (Clock::now() < deadline) {
-            if (accepts(socket_path)) {
+            if (unix_accepts(socket_path)) {
                 ready_ms = ms_since(t0);
                 break;
             }

@@ -83,34 +83,13 @@ sub install_template {
 }
 
 # Private podman storage and a containers.conf that works in the sandbox's pure cgroup2
-# namespace; writes conf_dir()/podman.env for the units and imports the image.
+# namespace (scripts/podman-config, shared with bench/ and the demo), which also writes
+# conf_dir()/podman.env for the units; imports the image.
 sub podman_setup {
     return $PODMAN if $PODMAN;
-    my $conf = conf_dir();
-    my $root = testdir() . '/podman';
-    make_path("$root/tmp");
-    _write("$conf/containers.conf", <<"EOF");
-[containers]
-default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
-netns = "none"
-log_driver = "k8s-file"
-cgroups = "disabled"
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-runtime = "crun"
-tmp_dir = "$root/tmp"
-EOF
-    _write("$conf/storage.conf", <<"EOF");
-[storage]
-driver = "overlay"
-graphroot = "$root/root"
-runroot = "$root/runroot"
-EOF
-    my %env = (CONTAINERS_CONF => "$conf/containers.conf",
-        CONTAINERS_STORAGE_CONF => "$conf/storage.conf");
-    _write("$conf/podman.env",
-        join('', map { "$_=$env{$_}\n" } sort keys %env) . "ONDEMAND_LOG_DRIVER=k8s-file\n");
+    my %env = map { /^([^=]+)=(.*)$/ ? ($1 => $2) : () }
+        split /\n/, _must_run(repo_root() . '/scripts/podman-config', conf_dir(), testdir() . '/podman');
+    croak 'scripts/podman-config printed no CONTAINERS_CONF' unless $env{CONTAINERS_CONF};
     $PODMAN = { env => \%env };
     my ($out, $status) = podman('import', '-q', build_image(), image_name());
     croak "podman import failed:\n$out" if $status;
@@ -119,10 +98,15 @@ EOF
 
 # Runs podman with the test's storage; returns (output, status) or, in scalar context, output.
 sub podman {
-    my (@args) = @_;
     croak 'podman: call podman_setup first' unless $PODMAN;
-    local @ENV{ keys %{ $PODMAN->{env} } } = values %{ $PODMAN->{env} };
-    my ($out, $status) = run_cmd('/usr/bin/podman', @args);
+    return _cli($PODMAN, '/usr/bin/podman', @_);
+}
+
+# Runs an engine's CLI with the engine's environment (podman(), docker()).
+sub _cli {
+    my ($engine, @cmd) = @_;
+    local @ENV{ keys %{ $engine->{env} } } = values %{ $engine->{env} };
+    my ($out, $status) = run_cmd(@cmd);
     return wantarray ? ($out, $status) : $out;
 }
 
@@ -155,12 +139,10 @@ sub start_dockerd {
     return $DOCKER;
 }
 
+# Runs the docker CLI against the private dockerd; returns as podman() does.
 sub docker {
-    my (@args) = @_;
     croak 'docker: call start_dockerd first' unless $DOCKER;
-    local @ENV{ keys %{ $DOCKER->{env} } } = values %{ $DOCKER->{env} };
-    my ($out, $status) = run_cmd('/usr/bin/docker', @args);
-    return wantarray ? ($out, $status) : $out;
+    return _cli($DOCKER, '/usr/bin/docker', @_);
 }
 
 sub _write {
@@ -347,7 +329,8 @@ Installs C<units/$file> unchanged into the sandbox.
 
 Private storage (C<testdir()/podman>), a containers.conf for the sandbox's pure cgroup2 namespace
 (C<cgroups = "disabled">, crun, cgroupfs, file events, k8s-file logs, no network), and
-C<conf_dir()/podman.env> pointing the units at both; imports the image. C<podman(@args)> runs
+C<conf_dir()/podman.env> pointing the units at both, all written by C<scripts/podman-config>
+(which bench/ and the demo use too); imports the image. C<podman(@args)> runs
 podman with that environment and returns its output (and status in list context).
 
 =item start_dockerd(), docker(@args)

@@ -8,7 +8,6 @@ use warnings;
 
 use Carp qw(croak);
 use Exporter qw(import);
-use File::Path qw(make_path);
 use Ondemand::Test;
 
 our @EXPORT = qw(
@@ -62,7 +61,6 @@ sub nginx_error_log { "$NGINX_DIR/error.log" }
 sub start_nginx {
     my (%o) = @_;
     $NGINX_DIR = testdir() . '/nginx';
-    make_path("$NGINX_DIR/tmp");
     _write_nginx_conf(%o);
     return start_daemon(
         name        => 'nginx',
@@ -103,40 +101,23 @@ sub _children {
     return @kids;
 }
 
+# nginx.conf from scripts/nginx-skeleton (shared with bench/ and the demo) around $o{http}.
 sub _write_nginx_conf {
     my (%o) = @_;
     $LAST_HTTP = $o{http} // '';
     my $module  = repo_root() . '/build/modules/ngx_http_ondemand_module.so';
     croak "$module is not built" unless -f $module;
-    my $workers = $o{workers} // 2;
-    my $helper  = $o{helper} // 'unix:' . helperd_socket();
-    my $helper_timeout = $o{helper_timeout} // '2s';
-    my $zone    = $o{zone} // 'ondemand:1m';
-    my $master  = $o{master_process} // 'on';
-    open(my $fh, '>', "$NGINX_DIR/nginx.conf") or croak "nginx.conf: $!";
-    print $fh <<"EOF";
-load_module $module;
-# The test dirs are private to root; in production workers run as nginx's user.
-user root;
-master_process $master;
-worker_processes $workers;
-error_log $NGINX_DIR/error.log ${\ ($o{log_level} // 'info')};
-pid $NGINX_DIR/nginx.pid;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $NGINX_DIR/tmp/body;
-    proxy_temp_path $NGINX_DIR/tmp/proxy;
-    fastcgi_temp_path $NGINX_DIR/tmp/fastcgi;
-    uwsgi_temp_path $NGINX_DIR/tmp/uwsgi;
-    scgi_temp_path $NGINX_DIR/tmp/scgi;
-    ondemand_zone $zone;
-    ondemand_helper $helper;
-    ondemand_helper_timeout $helper_timeout;
-$o{http}
-}
-EOF
-    close $fh;
+    my @main = (($o{master_process} // 'on') eq 'on' ? () : ('--main', "master_process $o{master_process};"));
+    my @cmd = (repo_root() . '/scripts/nginx-skeleton', '--module', $module,
+        '--workers', $o{workers} // 2, '--connections', 4096,
+        '--log-level', $o{log_level} // 'info', @main,
+        '--zone', $o{zone} // 'ondemand:1m',
+        '--helper', $o{helper} // 'unix:' . helperd_socket(),
+        '--helper-timeout', $o{helper_timeout} // '2s',
+        '--output', "$NGINX_DIR/nginx.conf", $NGINX_DIR);
+    open(my $fh, '|-', @cmd) or croak "@cmd: $!";
+    print $fh $LAST_HTTP;
+    close $fh or croak "scripts/nginx-skeleton failed (exit " . ($? >> 8) . ")";
 }
 
 1;
@@ -166,8 +147,9 @@ How many times helperd called StartUnit for C<$unit> (from its log).
 
 =item start_nginx(http => $text, workers => 2, helper_timeout => '2s', zone => 'ondemand:1m', master_process => 'on', wrapper => [...], log_level => 'info')
 
-Writes nginx.conf (module loaded, zone and helper set, C<$text> inside http{}) and starts
-Debian's nginx; C<nginx_port()> is the port to C<listen> on, C<nginx_error_log()> its log.
+Writes nginx.conf with C<scripts/nginx-skeleton> (module loaded, zone and helper set, C<$text>
+inside http{}) and starts Debian's nginx; C<nginx_port()> is the port to C<listen> on,
+C<nginx_error_log()> its log.
 
 =item reload_nginx(%same_as_start)
 
