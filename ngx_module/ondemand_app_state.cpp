@@ -1,3 +1,6 @@
+// The transitions of the per-app state machine (see ondemand_app_state.h).
+//
+// Must not call: nginx, the network, or anything outside this state machine.
 #include "ondemand_app_state.h"
 
 namespace ondemand {

@@ -3,6 +3,8 @@
 //
 // Locking rule: every transition below is called with the zone's mutex held, except
 // warm_enter()/warm_leave(), which are lock-free (the hot path). See docs/lifecycle.md.
+//
+// Must not call: nginx, the network, or anything outside this state machine.
 #ifndef ONDEMAND_APP_STATE_H
 #define ONDEMAND_APP_STATE_H
 

@@ -1,0 +1,529 @@
+
+/*
+ * ngx_http_ondemand_handler: the precontent phase handler.  A warm request
+ * goes on to the proxy module at once; any other is held, refused or
+ * proxied, and every verdict leaves through ngx_http_ondemand_finish().
+ * Also the hold handler (woken or timed out requests) and the variables.
+ *
+ * Must not call: the upstream peer or the helper connection; helperd is
+ * asked through lifecycle.
+ */
+
+
+#include "ngx_http_ondemand.h"
+
+
+static ngx_int_t ngx_http_ondemand_new_request(ngx_http_request_t *r,
+    ngx_http_ondemand_loc_conf_t *olcf, ngx_http_ondemand_ctx_t **ctxp);
+static ngx_int_t ngx_http_ondemand_admit(ngx_http_request_t *r,
+    ngx_http_ondemand_ctx_t *ctx);
+static ngx_int_t ngx_http_ondemand_finish(ngx_http_request_t *r,
+    ngx_http_ondemand_ctx_t *ctx, ngx_int_t rc);
+static ngx_int_t ngx_http_ondemand_refuse(ngx_http_request_t *r,
+    ngx_http_ondemand_ctx_t *ctx, ngx_http_ondemand_outcome_e outcome);
+static ngx_int_t ngx_http_ondemand_proxy(ngx_http_request_t *r,
+    ngx_http_ondemand_app_t *app);
+static ngx_int_t ngx_http_ondemand_hold(ngx_http_request_t *r,
+    ngx_http_ondemand_ctx_t *ctx, ondemand::request_action action);
+static void ngx_http_ondemand_hold_handler(ngx_http_request_t *r);
+static void ngx_http_ondemand_timed_out(ngx_http_request_t *r,
+    ngx_http_ondemand_ctx_t *ctx);
+static void ngx_http_ondemand_cleanup(void *data);
+static void ngx_http_ondemand_warm_cleanup(void *data);
+static ngx_int_t ngx_http_ondemand_status_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_ondemand_wait_time_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+
+
+static ngx_http_variable_t  ngx_http_ondemand_vars[] = {
+
+    { ngx_string("ondemand_status"), NULL,
+      ngx_http_ondemand_status_variable, 0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("ondemand_wait_time"), NULL,
+      ngx_http_ondemand_wait_time_variable, 0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+      ngx_http_null_variable
+};
+
+
+static ngx_str_t  ngx_http_ondemand_outcomes[] = {
+    ngx_string("warm"),
+    ngx_string("cold"),
+    ngx_string("queued-full"),
+    ngx_string("timeout"),
+    ngx_string("failed"),
+    ngx_string("unavailable")
+};
+
+
+/* the request context of every warm request: no allocation on the warm path */
+static ngx_http_ondemand_ctx_t  ngx_http_ondemand_warm_ctx;
+
+
+ngx_uint_t
+ngx_http_ondemand_is_warm(ngx_http_ondemand_ctx_t *ctx)
+{
+    return ctx == &ngx_http_ondemand_warm_ctx;
+}
+
+
+ngx_int_t
+ngx_http_ondemand_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                      rc;
+    ngx_http_ondemand_ctx_t       *ctx;
+    ngx_http_ondemand_loc_conf_t  *olcf;
+
+    if (r != r->main) {
+        return NGX_DECLINED;
+    }
+
+    olcf = (ngx_http_ondemand_loc_conf_t *)
+               ngx_http_get_module_loc_conf(r, ngx_http_ondemand_module);
+
+    if (olcf->app == NULL) {
+        return NGX_DECLINED;
+    }
+
+    ctx = (ngx_http_ondemand_ctx_t *)
+              ngx_http_get_module_ctx(r, ngx_http_ondemand_module);
+
+    if (ctx == &ngx_http_ondemand_warm_ctx) {
+        return NGX_DECLINED;
+    }
+
+    if (ctx == NULL) {
+        rc = ngx_http_ondemand_new_request(r, olcf, &ctx);
+
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+    } else if (ctx->status != 0) {
+        /* woken up with a verdict */
+        return ngx_http_ondemand_finish(r, ctx, ctx->status);
+    }
+
+    /* first time here and not warm, or woken up to re-evaluate */
+
+    return ngx_http_ondemand_admit(r, ctx);
+}
+
+
+/*
+ * A request seen for the first time: its app, the warm path (one atomic
+ * check, one pool cleanup), or a context to hold it with.  NGX_OK: go on
+ * with *ctxp; anything else is the handler's answer.
+ */
+
+static ngx_int_t
+ngx_http_ondemand_new_request(ngx_http_request_t *r,
+    ngx_http_ondemand_loc_conf_t *olcf, ngx_http_ondemand_ctx_t **ctxp)
+{
+    ngx_str_t                       name;
+    ngx_pool_cleanup_t             *cln;
+    ngx_http_ondemand_app_t        *app;
+    ngx_http_ondemand_ctx_t        *ctx;
+    ngx_http_ondemand_main_conf_t  *omcf;
+
+    if (ngx_http_complex_value(r, olcf->app, &name) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (name.len == 0) {
+        return NGX_DECLINED;
+    }
+
+    omcf = (ngx_http_ondemand_main_conf_t *)
+               ngx_http_get_module_main_conf(r, ngx_http_ondemand_module);
+
+    app = ngx_http_ondemand_find_app(omcf, name.data, name.len);
+
+    if (app == NULL) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "ondemand: no app named \"%V\"", &name);
+        return NGX_HTTP_NOT_FOUND;
+    }
+
+    if (ondemand::warm_enter(*app->record)) {
+        ngx_http_set_ctx(r, &ngx_http_ondemand_warm_ctx,
+                         ngx_http_ondemand_module);
+
+        return ngx_http_ondemand_proxy(r, app);
+    }
+
+    ctx = (ngx_http_ondemand_ctx_t *)
+              ngx_pcalloc(r->pool, sizeof(ngx_http_ondemand_ctx_t));
+    if (ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->app = app;
+    ctx->request = r;
+    ctx->held_since = ngx_current_msec;
+    ctx->outcome = NGX_HTTP_ONDEMAND_COLD;
+
+    cln->handler = ngx_http_ondemand_cleanup;
+    cln->data = ctx;
+
+    ngx_http_set_ctx(r, ctx, ngx_http_ondemand_module);
+
+    *ctxp = ctx;
+
+    return NGX_OK;
+}
+
+
+/* under the zone mutex: refuse, proxy, or hold (and start) */
+
+static ngx_int_t
+ngx_http_ondemand_admit(ngx_http_request_t *r, ngx_http_ondemand_ctx_t *ctx)
+{
+    ngx_http_ondemand_app_t        *app, *victim;
+    ngx_http_ondemand_main_conf_t  *omcf;
+    ondemand::request_action        action;
+
+    app = ctx->app;
+
+    omcf = (ngx_http_ondemand_main_conf_t *)
+               ngx_http_get_module_main_conf(r, ngx_http_ondemand_module);
+
+    ngx_http_ondemand_lock();
+
+    if (app->record->state.load() != ondemand::app_state::ready
+        && app->record->held.load() >= app->conf.queue)
+    {
+        ngx_http_ondemand_unlock();
+
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "ondemand: app \"%V\" hold queue is full (%ui)",
+                      &app->conf.name, app->conf.queue);
+
+        return ngx_http_ondemand_refuse(r, ctx, NGX_HTTP_ONDEMAND_QUEUE_FULL);
+    }
+
+    victim = NULL;
+
+    if (omcf->max_running
+        && app->record->state.load() == ondemand::app_state::cold
+        && ngx_http_ondemand_make_room(omcf, app, &victim) != NGX_OK)
+    {
+        ngx_http_ondemand_unlock();
+
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "ondemand: app \"%V\" cannot start: %ui apps are "
+                      "running (ondemand_max_running) and none is idle",
+                      &app->conf.name, omcf->max_running);
+
+        return ngx_http_ondemand_refuse(r, ctx, NGX_HTTP_ONDEMAND_QUEUE_FULL);
+    }
+
+    action = ondemand::on_request(*app->record, ngx_pid, ngx_current_msec,
+                                  app->conf.start_timeout);
+
+    if (action == ondemand::request_action::proxy) {
+        app->record->in_flight.fetch_add(1);
+        ngx_http_ondemand_unlock();
+
+        return ngx_http_ondemand_finish(r, ctx,
+                                        ngx_http_ondemand_proxy(r, app));
+    }
+
+    app->record->held.fetch_add(1);
+
+    ngx_http_ondemand_unlock();
+
+    if (victim) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "ondemand: stopping app \"%V\", the least recently "
+                      "used, to make room for app \"%V\"",
+                      &victim->conf.name, &app->conf.name);
+
+        ngx_http_ondemand_send_stop(victim);
+    }
+
+    return ngx_http_ondemand_hold(r, ctx, action);
+}
+
+
+/*
+ * The one way out of the handler for a request that was not warm: proxied
+ * (NGX_DECLINED), or an error status; 503 comes with Retry-After.
+ */
+
+static ngx_int_t
+ngx_http_ondemand_finish(ngx_http_request_t *r, ngx_http_ondemand_ctx_t *ctx,
+    ngx_int_t rc)
+{
+    ngx_table_elt_t  *h;
+
+    ctx->wait_time = ngx_current_msec - ctx->held_since;
+
+    if (rc == NGX_HTTP_SERVICE_UNAVAILABLE) {
+        h = (ngx_table_elt_t *) ngx_list_push(&r->headers_out.headers);
+        if (h != NULL) {
+            h->hash = 1;
+            ngx_str_set(&h->key, "Retry-After");
+            ngx_str_set(&h->value, NGX_HTTP_ONDEMAND_RETRY_AFTER);
+        }
+    }
+
+    return rc;
+}
+
+
+/* answers 503 with Retry-After at once */
+
+static ngx_int_t
+ngx_http_ondemand_refuse(ngx_http_request_t *r, ngx_http_ondemand_ctx_t *ctx,
+    ngx_http_ondemand_outcome_e outcome)
+{
+    ctx->outcome = outcome;
+
+    return ngx_http_ondemand_finish(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE);
+}
+
+
+/*
+ * The request is counted in flight (by the caller) and goes on to the proxy
+ * module; the end of the request ends the count and stamps the activity.
+ */
+
+static ngx_int_t
+ngx_http_ondemand_proxy(ngx_http_request_t *r, ngx_http_ondemand_app_t *app)
+{
+    ngx_pool_cleanup_t  *cln;
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        ondemand::warm_leave(*app->record, ngx_current_msec);
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_http_ondemand_warm_cleanup;
+    cln->data = app;
+
+    return NGX_DECLINED;
+}
+
+
+/*
+ * The request is counted in the app's held requests (by the caller).  It
+ * waits, like limit_req's delayed requests, on its write event: woken by the
+ * queue, or by its timer at the start timeout.
+ */
+
+static ngx_int_t
+ngx_http_ondemand_hold(ngx_http_request_t *r, ngx_http_ondemand_ctx_t *ctx,
+    ondemand::request_action action)
+{
+    ngx_msec_t                deadline;
+    ngx_event_t              *wev;
+    ngx_http_ondemand_app_t  *app;
+
+    app = ctx->app;
+    wev = r->connection->write;
+
+    ngx_http_ondemand_queue_add(ctx);
+
+    deadline = ctx->held_since + app->conf.start_timeout;
+
+    if ((ngx_msec_int_t) (deadline - ngx_current_msec) <= 0) {
+        ngx_http_ondemand_timed_out(r, ctx);
+        return ngx_http_ondemand_finish(r, ctx, ctx->status);
+    }
+
+    if (!wev->timer_set) {
+        ngx_add_timer(wev, deadline - ngx_current_msec);
+    }
+
+    wev->delayed = 1;
+
+    r->read_event_handler = ngx_http_test_reading;
+    r->write_event_handler = ngx_http_ondemand_hold_handler;
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "ondemand: holding request for app \"%V\", action %d, "
+                   "%ui held here", &app->conf.name, (int) action,
+                   app->worker.nwaiters);
+
+    if (action == ondemand::request_action::hold) {
+        ngx_http_ondemand_watch_stop(app);
+
+    } else {
+        ngx_http_ondemand_ask(app, action);
+    }
+
+    return NGX_AGAIN;
+}
+
+
+static void
+ngx_http_ondemand_hold_handler(ngx_http_request_t *r)
+{
+    ngx_event_t              *wev;
+    ngx_http_ondemand_ctx_t  *ctx;
+
+    wev = r->connection->write;
+    ctx = (ngx_http_ondemand_ctx_t *)
+              ngx_http_get_module_ctx(r, ngx_http_ondemand_module);
+
+    if (ctx->queued) {
+
+        if (wev->delayed) {
+            /* not our event: keep holding */
+
+            if (ngx_handle_write_event(wev, 0) != NGX_OK) {
+                ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            }
+
+            return;
+        }
+
+        ngx_http_ondemand_timed_out(r, ctx);
+    }
+
+    /* woken or timed out: the handler runs again and finishes */
+
+    if (ngx_handle_read_event(r->connection->read, 0) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    r->read_event_handler = ngx_http_block_reading;
+    r->write_event_handler = ngx_http_core_run_phases;
+
+    ngx_http_core_run_phases(r);
+}
+
+
+/* the start timeout expired: 504 */
+
+static void
+ngx_http_ondemand_timed_out(ngx_http_request_t *r,
+    ngx_http_ondemand_ctx_t *ctx)
+{
+    ngx_http_ondemand_unqueue(ctx);
+
+    ctx->status = NGX_HTTP_GATEWAY_TIME_OUT;
+    ctx->outcome = NGX_HTTP_ONDEMAND_TIMEOUT;
+
+    ngx_http_ondemand_log_not_ready(r->connection->log, ctx->app, NULL);
+}
+
+
+static void
+ngx_http_ondemand_cleanup(void *data)
+{
+    ngx_http_ondemand_ctx_t *ctx = (ngx_http_ondemand_ctx_t *) data;
+
+    /* the client went away, or the request ended while held */
+    ngx_http_ondemand_unqueue(ctx);
+}
+
+
+static void
+ngx_http_ondemand_warm_cleanup(void *data)
+{
+    ngx_http_ondemand_app_t *app = (ngx_http_ondemand_app_t *) data;
+
+    ondemand::warm_leave(*app->record, ngx_current_msec);
+}
+
+
+/* variables */
+
+/* the context the variables read, or NULL: the variable is not found */
+
+static ngx_http_ondemand_ctx_t *
+ngx_http_ondemand_variable_ctx(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v)
+{
+    ngx_http_ondemand_ctx_t  *ctx;
+
+    ctx = (ngx_http_ondemand_ctx_t *)
+              ngx_http_get_module_ctx(r->main, ngx_http_ondemand_module);
+
+    if (ctx == NULL) {
+        v->not_found = 1;
+    }
+
+    return ctx;
+}
+
+
+static ngx_int_t
+ngx_http_ondemand_status_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t                *s;
+    ngx_http_ondemand_ctx_t  *ctx;
+
+    ctx = ngx_http_ondemand_variable_ctx(r, v);
+    if (ctx == NULL) {
+        return NGX_OK;
+    }
+
+    s = &ngx_http_ondemand_outcomes[ctx->outcome];
+
+    v->len = s->len;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+    v->data = s->data;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_ondemand_wait_time_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    u_char                   *p;
+    ngx_http_ondemand_ctx_t  *ctx;
+
+    ctx = ngx_http_ondemand_variable_ctx(r, v);
+    if (ctx == NULL) {
+        return NGX_OK;
+    }
+
+    p = (u_char *) ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    v->len = ngx_sprintf(p, "%M", ctx->wait_time) - p;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+    v->data = p;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_ondemand_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var, *v;
+
+    for (v = ngx_http_ondemand_vars; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
+
+    return NGX_OK;
+}
