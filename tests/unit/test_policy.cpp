@@ -49,9 +49,9 @@ TEST(Eviction, AtTheCapTheLeastRecentlyUsedIdleAppIsTheVictim) {
 TEST(Eviction, AppsInUseHeldForStartingOrKeepWarmAreNeverVictims) {
     std::array<app_record, 6> apps;
     ready(apps[0], 1);
-    apps[0].in_flight.store(1); // a request is proxied to it
+    apps[0].in_flight.fetch_add(1); // a request is proxied to it
     ready(apps[1], 2);
-    apps[1].held.store(1); // a request waits for it somewhere
+    apps[1].held.fetch_add(1); // a request waits for it somewhere
     apps[2].state.store(app_state::starting);
     ready(apps[3], 3); // keep_warm
     apps[4].state.store(app_state::stopping);
