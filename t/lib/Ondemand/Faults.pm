@@ -26,7 +26,7 @@ our @EXPORT = qw(
   kill_helperd restart_helperd
   bg_get_many bg_done collect status_counts fmt_counts
   abort_storm
-  app_log_lines app_main_pid pid_gone
+  app_log_lines app_main_pid pid_gone kill_app_main signal_pids
   access_lines h2load
 );
 
@@ -144,6 +144,15 @@ sub wait_parsed {
 
 # ---------------------------------------------------------------------------- nginx control
 
+# kill() that only ever signals real processes: pids 0, 1 and negative ones (a process group,
+# or everything) are refused.
+sub signal_pids {
+    my ($sig, @pids) = @_;
+    my @ok = grep { defined && /^\d+$/ && $_ > 1 } @pids;
+    croak "signal_pids: refusing to signal @pids" if @ok != @pids;
+    return @ok ? kill($sig, @ok) : 0;
+}
+
 sub nginx_workers {
     my ($master) = @_;
     $master //= daemon_pid('nginx') // croak 'nginx is not running';
@@ -157,7 +166,7 @@ sub kill_workers {
     my $master = daemon_pid('nginx') // croak 'nginx is not running';
     my @before = nginx_workers($master);
     @victims = @before unless @victims;
-    kill 'KILL', @victims;
+    signal_pids('KILL', @victims);
     my %dead = map { $_ => 1 } @victims;
     my @now;
     wait_for(sub {
@@ -181,7 +190,7 @@ sub raw_reload {
     my (@conf) = @_;
     write_conf(@conf);
     my $from = log_size(nginx_error_log());
-    kill 'HUP', daemon_pid('nginx') // croak 'nginx is not running';
+    signal_pids('HUP', daemon_pid('nginx') // croak 'nginx is not running');
     my $line = wait_log_line(nginx_error_log(), qr/start worker process|\[emerg\]/,
         from => $from, timeout => 30, what => 'the reload to finish');
     return (0, 'no reload outcome logged') unless defined $line;
@@ -306,6 +315,18 @@ sub app_main_pid {
     my $pid = systemctl('show', '--property=MainPID', '--value', $unit);
     $pid =~ s/\s+//g;
     return $pid =~ /^\d+$/ ? $pid : 0;
+}
+
+# SIGKILLs the main process of $unit (its MainPID, never 0 or 1) and waits until it is gone
+# and systemd no longer counts the unit active. Returns the pid, or 0 if the unit had none.
+sub kill_app_main {
+    my ($unit) = @_;
+    my $pid = app_main_pid($unit);
+    return 0 unless $pid > 1;
+    signal_pids('KILL', $pid);
+    wait_for(sub { pid_gone($pid) && unit_active($unit) ne 'active' }, timeout => 10,
+        what => "$unit (main pid $pid) to die") or return 0;
+    return $pid;
 }
 
 # True when $pid no longer runs (gone or a zombie).
