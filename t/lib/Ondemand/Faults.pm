@@ -156,7 +156,8 @@ sub signal_pids {
 sub nginx_workers {
     my ($master) = @_;
     $master //= daemon_pid('nginx') // croak 'nginx is not running';
-    return sort { $a <=> $b } Ondemand::Stack::_children($master);
+    my @kids = sort { $a <=> $b } Ondemand::Stack::_children($master);
+    return wantarray ? @kids : scalar @kids;
 }
 
 # SIGKILLs nginx's workers (all of them, or those given) and waits for the master to replace
