@@ -6,6 +6,7 @@
 use strict;
 use warnings;
 use Test::More;
+use POSIX ();
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Ondemand::Test;
@@ -44,7 +45,20 @@ is(count_log_lines(helperd_log(), qr/: START warm \d/), 1,
 my $herds = 3;
 for my $i (1 .. $herds) {
     $from = log_size(nginx_error_log());
+    # the last herd arrives under continuous load on the running app
+    my $load;
+    if ($i == $herds) {
+        $load = fork() // die "fork: $!";
+        if ($load == 0) {
+            my $l = h2load('--h1', '-n', '3000', '-c', '100', '-H', 'X-App: warm', "http://127.0.0.1:$port/");
+            POSIX::_exit(($l->{'2xx'} // 0) == 3000 ? 0 : 1);
+        }
+    }
     $h = h2load('-n', '2000', '-c', '50', '-m', '20', '-H', 'X-App: herd', "http://127.0.0.1:$h2port/");
+    if ($load) {
+        waitpid($load, 0);
+        is($? >> 8, 0, 'continuous load on the running app during the last herd: 3000 x 200');
+    }
     is($h->{'2xx'}, 2000, "h2 herd $i on a cold app: 2000 x 200")
         or diag("status codes: 2xx " . ($h->{'2xx'} // '?') . ", 5xx " . ($h->{'5xx'} // '?')
             . ", failed " . ($h->{failed} // '?'));
