@@ -146,7 +146,8 @@ typedef enum {
     NGX_HTTP_ONDEMAND_QUEUE_FULL,
     NGX_HTTP_ONDEMAND_TIMEOUT,
     NGX_HTTP_ONDEMAND_FAILED,
-    NGX_HTTP_ONDEMAND_UNAVAILABLE
+    NGX_HTTP_ONDEMAND_UNAVAILABLE,
+    NGX_HTTP_ONDEMAND_ABANDONED       /* the client left while it was held */
 } ngx_http_ondemand_outcome_e;
 
 
@@ -158,6 +159,9 @@ typedef struct {
     ngx_queue_t                    queue;
     ngx_msec_t                     held_since;
     ngx_int_t                      status;        /* to finalize with */
+    /* held: the start timeout's timer, and posted to wake the request */
+    ngx_event_t                    wake;
+    ngx_http_posted_request_t      posted;
     unsigned                       queued:1;
 } ngx_http_ondemand_ctx_t;
 
