@@ -159,6 +159,10 @@ do_install() {
   if [ -z "$DESTDIR" ]; then
     log "next: systemctl daemon-reload && systemctl enable --now ondemand-helperd.socket"
     log "      (helperd runs as $HELPERD_USER; polkit rule in $POLKIT_RULES_DIR; root: see units.md)"
+    if [ ! -x /usr/lib/polkit-1/polkitd ]; then
+      log "warning: polkitd is not installed: systemd will refuse $HELPERD_USER's start/stop calls;"
+      log "         apt install polkitd, or run helperd as root ($DATADIR/ondemand-helperd.service.d/root.conf)"
+    fi
     log "      then describe apps in $SYSCONF_DIR/apps/ (see $DOCDIR/install.md)"
   fi
 }

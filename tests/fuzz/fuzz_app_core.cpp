@@ -176,8 +176,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             if (!w) {
                 break;
             }
-            if (core.on_freeze(*w, units[(arg >> 2) & 1]) !=
-                app_core::freeze_decision::refused) {
+            if (core.on_freeze(*w, units[(arg >> 2) & 1]) != app_core::freeze_decision::refused) {
                 m.waiting[{w->client, w->gen}] = kind::stop;
             }
             break;
