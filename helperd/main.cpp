@@ -1,7 +1,7 @@
 // ondemand-helperd's main: parses the options and the config file, opens the listening socket
 // and the bus, wires systemd_manager into the server, and runs the loop with the signals
-// (SIGTERM/SIGINT stop, SIGHUP reload) and the sd_notify status and watchdog. The only file
-// that includes both server.h and systemd.h's systemd_manager; nothing includes it.
+// (SIGTERM/SIGINT stop, SIGHUP reload) and the sd_notify status and watchdog. The only place
+// that creates the systemd_manager and the server; no other file includes it.
 // See docs/helperd.md.
 #include "config.h"
 #include "listener.h"
