@@ -85,24 +85,12 @@ std::optional<app_kind> parse_kind(std::string_view name) {
     return std::nullopt;
 }
 
-std::string_view unit_template(app_kind k) {
-    switch (k) {
-    case app_kind::podman:
-        return "ondemand-podman";
-    case app_kind::podman_simple:
-        return "ondemand-podman-simple";
-    case app_kind::podman_systemd:
-        return "ondemand-podman-systemd";
-    case app_kind::docker:
-        return "ondemand-docker";
-    case app_kind::exec:
-        return "ondemand-exec";
-    }
-    return "ondemand-podman";
+std::string unit_template(app_kind k) {
+    return "ondemand-" + std::string(kind_name(k));
 }
 
 std::string app_config::unit() const {
-    return std::string(unit_template(kind)) + "@" + name + ".service";
+    return unit_template(kind) + "@" + name + ".service";
 }
 
 bool valid_nginx_time(std::string_view t) {

@@ -64,12 +64,12 @@ void helper_client::send(const proto::message& m) {
 std::optional<std::string> helper_client::read_line(std::chrono::milliseconds timeout) {
     auto deadline = std::chrono::steady_clock::now() + timeout;
     for (;;) {
-        if (auto nl = buf_.find('\n'); nl != std::string::npos) {
-            std::string line = buf_.substr(0, nl);
-            buf_.erase(0, nl + 1);
-            return line;
+        std::string_view line;
+        proto::line_reader::status st = reader_.next(line);
+        if (st == proto::line_reader::status::line) {
+            return std::string(line);
         }
-        if (buf_.size() > proto::max_line_length) {
+        if (st == proto::line_reader::status::too_long) {
             throw std::runtime_error("helperd sent a line longer than the protocol allows");
         }
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -88,8 +88,7 @@ std::optional<std::string> helper_client::read_line(std::chrono::milliseconds ti
         if (r == 0) {
             return std::nullopt;
         }
-        char chunk[4096];
-        ssize_t n = ::read(fd_, chunk, sizeof(chunk));
+        ssize_t n = ::read(fd_, reader_.space(), reader_.room());
         if (n < 0) {
             if (errno == EINTR) {
                 continue;
@@ -99,7 +98,7 @@ std::optional<std::string> helper_client::read_line(std::chrono::milliseconds ti
         if (n == 0) {
             throw std::runtime_error("helperd closed the connection");
         }
-        buf_.append(chunk, static_cast<std::size_t>(n));
+        reader_.commit(static_cast<std::size_t>(n));
     }
 }
 

@@ -4,6 +4,7 @@
 
 #include "ondemand_protocol.h"
 
+#include <array>
 #include <chrono>
 #include <optional>
 #include <string>
@@ -25,7 +26,8 @@ class helper_client {
   private:
     int fd_ = -1;
     std::string path_;
-    std::string buf_;
+    std::array<char, proto::max_line_length + 1> buf_{};
+    proto::line_reader reader_{buf_.data(), buf_.size()};
 };
 
 } // namespace ondemand::ctl

@@ -27,6 +27,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace fs = std::filesystem;
@@ -260,7 +261,11 @@ proto::message await_answer(ctl::helper_client& c, const proto::message& m,
             text = std::string(r.msg.text);
             if (r.msg.kind == proto::verb::failed) {
                 std::string code(proto::failure_name(r.msg.reason));
-                text = text.empty() ? code : code + ": " + text;
+                if (!text.empty()) {
+                    code += ": ";
+                    code += text;
+                }
+                text = std::move(code);
             }
             return r.msg;
         }

@@ -1,3 +1,5 @@
+// app_core: the decisions of one app's bookkeeping (see app_core.h). No I/O: it must not
+// include any helperd header but app_core.h.
 #include "app_core.h"
 
 #include <algorithm>

@@ -2,6 +2,7 @@
 // who waits for what, which operation (attempt) is current. The daemon performs the actions this
 // class decides on and reports their outcomes back, tagged with the attempt they belong to;
 // outcomes of an attempt that is no longer current are ignored.
+// Must not include any other helperd header nor do I/O: no sockets, timers, D-Bus or logging.
 #ifndef ONDEMAND_HELPERD_APP_CORE_H
 #define ONDEMAND_HELPERD_APP_CORE_H
 

@@ -1,7 +1,8 @@
+// client_connection: reading, framing and the write queue of one client (see client.h).
+// Must not include server.h or app_driver.h: lines go out through the line_handler.
 #include "client.h"
 
 #include "log.h"
-#include "ondemand_protocol.h"
 
 #include <boost/asio/write.hpp>
 
@@ -26,52 +27,47 @@ void client_connection::start(line_handler on_line, close_handler on_close) {
 }
 
 void client_connection::read() {
-    socket_.async_read_some(asio::buffer(chunk_), [self = shared_from_this()](
-                                                      boost::system::error_code ec, std::size_t n) {
-        if (self->closed_ || self->closing_) {
-            return;
-        }
-        if (ec) {
-            if (ec != asio::error::eof) {
-                log(log_level::debug, "client {}: read: {}", self->id_, ec.message());
+    socket_.async_read_some(
+        asio::buffer(reader_.space(), reader_.room()),
+        [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
+            if (self->closed_ || self->closing_) {
+                return;
             }
-            self->close();
-            return;
-        }
-        self->input_.append(self->chunk_.data(), n);
-        self->consume();
-        if (!self->closed_ && !self->closing_) {
-            self->read();
-        }
-    });
+            if (ec) {
+                if (ec != asio::error::eof) {
+                    log(log_level::debug, "client {}: read: {}", self->id_, ec.message());
+                }
+                self->close();
+                return;
+            }
+            self->reader_.commit(n);
+            self->consume();
+            if (!self->closed_ && !self->closing_) {
+                self->read();
+            }
+        });
 }
 
 // Hands every complete line to the daemon; refuses a line that outgrows the limit.
 void client_connection::consume() {
-    std::size_t begin = 0;
+    std::string_view line;
     for (;;) {
-        std::size_t nl = input_.find('\n', begin);
-        if (nl == std::string::npos) {
+        switch (reader_.next(line)) {
+        case proto::line_reader::status::line:
+            on_line_(*this, line);
+            if (closed_ || closing_) {
+                return;
+            }
             break;
-        }
-        std::string_view line(input_.data() + begin, nl - begin);
-        if (line.size() > proto::max_line_length) {
-            break;
-        }
-        on_line_(*this, line);
-        begin = nl + 1;
-        if (closed_ || closing_) {
+        case proto::line_reader::status::need_more:
+            return;
+        case proto::line_reader::status::too_long:
+            log(log_level::warning, "client {} (pid {} uid {}): refused line: line too long", id_,
+                peer_.pid, peer_.uid);
+            send("ERROR line too long\n");
+            close_after_flush();
             return;
         }
-    }
-    input_.erase(0, begin);
-    std::size_t pending = input_.find('\n');
-    if (pending == std::string::npos ? input_.size() > proto::max_line_length
-                                     : pending > proto::max_line_length) {
-        log(log_level::warning, "client {} (pid {} uid {}): refused line: line too long", id_,
-            peer_.pid, peer_.uid);
-        send("ERROR line too long\n");
-        close_after_flush();
     }
 }
 

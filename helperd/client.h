@@ -1,10 +1,12 @@
-// One connected nginx worker: reads request lines (at most proto::max_line_length bytes each),
-// hands them to the daemon, and writes replies in order through a write queue that never blocks
-// the loop.
+// client_connection: one connected nginx worker. Reads request lines (at most
+// proto::max_line_length bytes each, framed by proto::line_reader), hands them to the server,
+// and writes replies in order through a write queue that never blocks the loop. It knows
+// nothing of the protocol's meaning: it must not include server.h or app_driver.h.
 #ifndef ONDEMAND_HELPERD_CLIENT_H
 #define ONDEMAND_HELPERD_CLIENT_H
 
 #include "app_core.h"
+#include "ondemand_protocol.h"
 #include "policy.h"
 
 #include <boost/asio/local/stream_protocol.hpp>
@@ -58,8 +60,9 @@ class client_connection : public std::enable_shared_from_this<client_connection>
     bool has_instance_ = false;
     line_handler on_line_;
     close_handler on_close_;
-    std::array<char, 4096> chunk_{};
-    std::string input_;
+    // The partial line: room for the longest line and its '\n'.
+    std::array<char, proto::max_line_length + 1> input_{};
+    proto::line_reader reader_{input_.data(), input_.size()};
     std::deque<std::string> output_;
     std::size_t queued_bytes_ = 0;
     bool writing_ = false;

@@ -1,16 +1,78 @@
+// config: reads helperd's TOML config file and parses uids, gids and modes (see config.h).
+// Must not include options.h.
 #include "config.h"
 
 #include "ondemand_protocol.h"
-#include "options.h"
 
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
+#include <grp.h>
+#include <pwd.h>
+
+#include <charconv>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
 
 namespace ondemand::helperd {
+
+namespace {
+
+bool parse_number(const std::string& text, unsigned long& out, int base = 10) {
+    if (text.empty()) {
+        return false;
+    }
+    auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), out, base);
+    return ec == std::errc{} && p == text.data() + text.size();
+}
+
+} // namespace
+
+namespace {
+
+// A number below Id's -1, or a name `lookup` knows; else std::invalid_argument naming `what`.
+template <class Id, class Lookup>
+Id parse_id(const std::string& text, Lookup lookup, std::string_view what) {
+    unsigned long n = 0;
+    if (parse_number(text, n) && n < static_cast<unsigned long>(static_cast<Id>(-1))) {
+        return static_cast<Id>(n);
+    }
+    if (std::optional<Id> id = lookup(text.c_str())) {
+        return *id;
+    }
+    throw std::invalid_argument(fmt::format("not a {}: {}", what, text));
+}
+
+} // namespace
+
+uid_t parse_uid(const std::string& text) {
+    return parse_id<uid_t>(
+        text,
+        [](const char* name) -> std::optional<uid_t> {
+            const passwd* pw = getpwnam(name);
+            return pw != nullptr ? std::optional<uid_t>(pw->pw_uid) : std::nullopt;
+        },
+        "uid or user name");
+}
+
+gid_t parse_gid(const std::string& text) {
+    return parse_id<gid_t>(
+        text,
+        [](const char* name) -> std::optional<gid_t> {
+            const group* gr = getgrnam(name);
+            return gr != nullptr ? std::optional<gid_t>(gr->gr_gid) : std::nullopt;
+        },
+        "gid or group name");
+}
+
+mode_t parse_mode(const std::string& text) {
+    unsigned long n = 0;
+    if (!parse_number(text, n, 8) || n > 0777) {
+        throw std::invalid_argument(fmt::format("not an octal file mode (0000-0777): {}", text));
+    }
+    return static_cast<mode_t>(n);
+}
 
 namespace {
 

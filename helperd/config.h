@@ -1,5 +1,7 @@
-// helperd's TOML config file (--config): the same settings as the flags. Flags given on the
-// command line override the file; SIGHUP re-reads it. See docs/helperd.md for the keys.
+// config: helperd's TOML config file (--config), the same settings as the flags, and the
+// value parsers both use (uid, gid, file mode). Flags given on the command line override the
+// file (options.h); SIGHUP re-reads it. See docs/helperd.md for the keys.
+// Must not include options.h (options builds on this file) nor the daemon's parts.
 #ifndef ONDEMAND_HELPERD_CONFIG_H
 #define ONDEMAND_HELPERD_CONFIG_H
 
@@ -32,6 +34,13 @@ struct config_result {
     std::vector<std::string> errors;
     bool ok() const { return errors.empty(); }
 };
+
+// "1000" or a user name; throws std::invalid_argument.
+uid_t parse_uid(const std::string& text);
+// "1000" or a group name; throws std::invalid_argument.
+gid_t parse_gid(const std::string& text);
+// Octal file mode such as "0660"; throws std::invalid_argument.
+mode_t parse_mode(const std::string& text);
 
 config_result parse_config(std::string_view text, std::string_view source_name);
 config_result load_config(const std::string& path);

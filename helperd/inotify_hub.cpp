@@ -1,3 +1,5 @@
+// inotify_hub: the one inotify descriptor and its shared, counted watches (see inotify_hub.h).
+// Must not include readiness.h or anything above it.
 #include "inotify_hub.h"
 
 #include "log.h"

@@ -9,6 +9,8 @@
 // Two probes watching the same directory share the kernel's watch (inotify_add_watch returns
 // the same descriptor for the same inode); the hub counts its subscribers and removes the
 // watch with the last one.
+//
+// It knows no app and no probe: it may include log.h only, never readiness.h or above.
 #ifndef ONDEMAND_HELPERD_INOTIFY_HUB_H
 #define ONDEMAND_HELPERD_INOTIFY_HUB_H
 

@@ -1,3 +1,5 @@
+// listener: helperd's listening socket, passed by systemd or bound here (see listener.h).
+// Must not include any other helperd header.
 #include "listener.h"
 
 #include <fmt/format.h>

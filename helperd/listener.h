@@ -1,4 +1,5 @@
 // helperd's listening socket: the one systemd passed (socket activation), or one it binds.
+// Start-up only (main.cpp); it must not include any other helperd header.
 #ifndef ONDEMAND_HELPERD_LISTENER_H
 #define ONDEMAND_HELPERD_LISTENER_H
 

@@ -1,3 +1,5 @@
+// log: formats and writes helperd's log lines, to stderr or the journal (see log.h).
+// Must not include any other helperd header.
 #include "log.h"
 
 #include <sys/stat.h>

@@ -1,6 +1,7 @@
 // helperd's logging: one line per event, to stderr with a level prefix ("info: ..."), or to the
 // journal with structured fields when stderr is connected to it (JOURNAL_STREAM). See
 // docs/helperd.md for the line formats the tests and operators rely on.
+// Everything in helperd may include it; it must not include any other helperd header.
 #ifndef ONDEMAND_HELPERD_LOG_H
 #define ONDEMAND_HELPERD_LOG_H
 

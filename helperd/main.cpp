@@ -1,4 +1,8 @@
-// ondemand-helperd: see docs/helperd.md.
+// ondemand-helperd's main: parses the options and the config file, opens the listening socket
+// and the bus, wires systemd_manager into the server, and runs the loop with the signals
+// (SIGTERM/SIGINT stop, SIGHUP reload) and the sd_notify status and watchdog. The only place
+// that creates the systemd_manager and the server; no other file includes it.
+// See docs/helperd.md.
 #include "config.h"
 #include "listener.h"
 #include "log.h"

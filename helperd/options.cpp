@@ -1,57 +1,13 @@
+// options: helperd's command line (CLI11) and its merge with the config file (see options.h).
+// May use config (the file's values, the value parsers); config must not include this file.
 #include "options.h"
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
-#include <grp.h>
-#include <pwd.h>
-
-#include <charconv>
 #include <stdexcept>
 
 namespace ondemand::helperd {
-
-namespace {
-
-bool parse_number(const std::string& text, unsigned long& out, int base = 10) {
-    if (text.empty()) {
-        return false;
-    }
-    auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), out, base);
-    return ec == std::errc{} && p == text.data() + text.size();
-}
-
-} // namespace
-
-uid_t parse_uid(const std::string& text) {
-    unsigned long n = 0;
-    if (parse_number(text, n) && n < static_cast<unsigned long>(static_cast<uid_t>(-1))) {
-        return static_cast<uid_t>(n);
-    }
-    if (const passwd* pw = getpwnam(text.c_str())) {
-        return pw->pw_uid;
-    }
-    throw std::invalid_argument(fmt::format("not a uid or user name: {}", text));
-}
-
-gid_t parse_gid(const std::string& text) {
-    unsigned long n = 0;
-    if (parse_number(text, n) && n < static_cast<unsigned long>(static_cast<gid_t>(-1))) {
-        return static_cast<gid_t>(n);
-    }
-    if (const group* gr = getgrnam(text.c_str())) {
-        return gr->gr_gid;
-    }
-    throw std::invalid_argument(fmt::format("not a gid or group name: {}", text));
-}
-
-mode_t parse_mode(const std::string& text) {
-    unsigned long n = 0;
-    if (!parse_number(text, n, 8) || n > 0777) {
-        throw std::invalid_argument(fmt::format("not an octal file mode (0000-0777): {}", text));
-    }
-    return static_cast<mode_t>(n);
-}
 
 parsed_options parse_command_line(int argc, char** argv) {
     options o;
@@ -131,30 +87,27 @@ parsed_options parse_command_line(int argc, char** argv) {
     return {std::move(o), 0};
 }
 
+namespace {
+
+// The file's value, unless the command line gave the setting.
+template <class T> void take_from_file(bool given, const std::optional<T>& file_value, T& setting) {
+    if (!given && file_value) {
+        setting = *file_value;
+    }
+}
+
+} // namespace
+
 options merge_config(const options& command_line, const config_values& file) {
     options o = command_line;
     const options::given_flags& given = command_line.given;
-    if (!given.socket && file.socket) {
-        o.socket = *file.socket;
-    }
-    if (!given.bus && file.bus) {
-        o.bus = *file.bus;
-    }
-    if (!given.allow_units && file.allow_units) {
-        o.allow_units = *file.allow_units;
-    }
-    if (!given.allow_uids && file.allow_uids) {
-        o.allow_uids = *file.allow_uids;
-    }
-    if (!given.allow_gids && file.allow_gids) {
-        o.allow_gids = *file.allow_gids;
-    }
-    if (!given.socket_mode && file.socket_mode) {
-        o.socket_mode = *file.socket_mode;
-    }
-    if (!given.level && file.level) {
-        o.level = *file.level;
-    }
+    take_from_file(given.socket, file.socket, o.socket);
+    take_from_file(given.bus, file.bus, o.bus);
+    take_from_file(given.allow_units, file.allow_units, o.allow_units);
+    take_from_file(given.allow_uids, file.allow_uids, o.allow_uids);
+    take_from_file(given.allow_gids, file.allow_gids, o.allow_gids);
+    take_from_file(given.socket_mode, file.socket_mode, o.socket_mode);
+    take_from_file(given.level, file.level, o.level);
     return o;
 }
 

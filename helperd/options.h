@@ -1,4 +1,6 @@
-// helperd's settings: command-line flags (CLI11) and, priority below them, a TOML config file.
+// options: helperd's settings. Command-line flags (CLI11) and, priority below them, the TOML
+// config file (config.h). Pure parsing: it must not include the daemon's parts (server,
+// app_driver, systemd) nor do I/O beyond printing CLI11's messages.
 #ifndef ONDEMAND_HELPERD_OPTIONS_H
 #define ONDEMAND_HELPERD_OPTIONS_H
 
@@ -47,13 +49,6 @@ struct parsed_options {
     int exit_code = 0;
 };
 parsed_options parse_command_line(int argc, char** argv);
-
-// "1000" or a user name; throws std::invalid_argument.
-uid_t parse_uid(const std::string& text);
-// "1000" or a group name; throws std::invalid_argument.
-gid_t parse_gid(const std::string& text);
-// Octal file mode such as "0660"; throws std::invalid_argument.
-mode_t parse_mode(const std::string& text);
 
 } // namespace ondemand::helperd
 

@@ -1,8 +1,12 @@
+// policy: the unit allowlist, the peer credential reader and the peer check (see policy.h).
+// Must not include any other helperd header.
 #include "policy.h"
 
 #include <fnmatch.h>
+#include <sys/socket.h>
 
 #include <algorithm>
+#include <cerrno>
 
 namespace ondemand::helperd {
 
@@ -20,6 +24,35 @@ bool unit_allowlist::allows(std::string_view unit) const {
     return std::any_of(globs_.begin(), globs_.end(), [&](const std::string& glob) {
         return fnmatch(glob.c_str(), name.c_str(), 0) == 0;
     });
+}
+
+peer_credentials read_peer_credentials(int fd) {
+    peer_credentials peer;
+    ucred cred{};
+    socklen_t len = sizeof(cred);
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+        peer.pid = cred.pid;
+        peer.uid = cred.uid;
+        peer.gid = cred.gid;
+    } else {
+        // Unknown credentials must never pass a uid/gid check by accident.
+        peer.uid = static_cast<uid_t>(-1);
+        peer.gid = static_cast<gid_t>(-1);
+    }
+    std::vector<gid_t> groups(64);
+    for (int tries = 0; tries < 4; ++tries) {
+        socklen_t size = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &size) == 0) {
+            groups.resize(size / sizeof(gid_t));
+            peer.groups = std::move(groups);
+            break;
+        }
+        if (errno != ERANGE) {
+            break;
+        }
+        groups.resize(size / sizeof(gid_t) + 1);
+    }
+    return peer;
 }
 
 bool peer_policy::allows(const peer_credentials& peer) const {

@@ -1,4 +1,6 @@
-// Who may ask helperd for what: the unit allowlist (globs) and the peer credential check.
+// policy: who may ask helperd for what. The unit allowlist (globs), the peer credentials of a
+// connection (SO_PEERCRED, SO_PEERGROUPS) and the check of them. Pure checks plus one
+// getsockopt reader: it must not include any other helperd header, log, or do I/O beyond that.
 #ifndef ONDEMAND_HELPERD_POLICY_H
 #define ONDEMAND_HELPERD_POLICY_H
 
@@ -39,6 +41,10 @@ struct peer_credentials {
     gid_t gid = 0;
     std::vector<gid_t> groups; // supplementary groups, when the kernel reports them
 };
+
+// The credentials of the peer of a connected unix socket. When the kernel does not tell them,
+// uid and gid are -1, so that they never pass a uid/gid check by accident.
+peer_credentials read_peer_credentials(int fd);
 
 // With no uid and no gid listed, every peer may connect (the socket's file mode is then the
 // only gate). Otherwise a peer must have a listed uid, or a listed gid as its primary or one

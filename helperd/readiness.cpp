@@ -1,3 +1,5 @@
+// readiness_probe: inotify, connect and HTTP checks of one start attempt (see readiness.h).
+// Must not include app_core.h, app_driver.h, systemd.h or server.h.
 #include "readiness.h"
 
 #include "log.h"

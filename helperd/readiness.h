@@ -9,6 +9,9 @@
 // (bound, not listening yet) is retried on a short capped backoff (1, 2, 4, ... 32 ms); a
 // non-2xx/3xx HTTP answer is retried on a backoff capped at 250 ms. There is no fixed sleep and no
 // polling otherwise.
+//
+// It knows no app, attempt or unit: it may include inotify_hub.h and log.h only, never
+// app_core.h, app_driver.h, systemd.h or server.h. It reports through on_ready only.
 #ifndef ONDEMAND_HELPERD_READINESS_H
 #define ONDEMAND_HELPERD_READINESS_H
 

@@ -1,3 +1,5 @@
+// sdbus: the sd-bus RAII types and the bus_driver that runs sd-bus on the loop (see sdbus.h).
+// Must not include any other helperd header but guard.h.
 #include "sdbus.h"
 
 #include <boost/asio/post.hpp>
@@ -76,7 +78,7 @@ bus_driver::bus_driver(asio::io_context& io, bus_ptr bus)
 }
 
 bus_driver::~bus_driver() {
-    *alive_ = false;
+    guard_.revoke();
     // The bus owns its fd: only stop watching it.
     boost::system::error_code ignored;
     fd_.cancel(ignored);
@@ -88,12 +90,10 @@ void bus_driver::kick() {
         return;
     }
     kick_posted_ = true;
-    asio::post(fd_.get_executor(), [this, alive = alive_] {
-        if (*alive) {
-            kick_posted_ = false;
-            process();
-        }
-    });
+    asio::post(fd_.get_executor(), guard_.wrap([this] {
+        kick_posted_ = false;
+        process();
+    }));
 }
 
 void bus_driver::fail(const std::string& why) {
@@ -136,15 +136,12 @@ void bus_driver::arm() {
         fail(fmt::format("sd_bus_get_events: {}", std::strerror(-events)));
         return;
     }
-    auto on_ready = [this, alive = alive_](bool* armed, const boost::system::error_code& ec) {
-        if (!*alive) {
-            return;
-        }
+    auto on_ready = guard_.wrap([this](bool* armed, const boost::system::error_code& ec) {
         *armed = false;
         if (!ec) {
             process();
         }
-    };
+    });
     if ((events & POLLIN) != 0 && !read_armed_) {
         read_armed_ = true;
         fd_.async_wait(
@@ -170,11 +167,11 @@ void bus_driver::arm() {
     }
     // sd-bus gives an absolute CLOCK_MONOTONIC time, the clock behind steady_clock on Linux.
     timer_.expires_at(std::chrono::steady_clock::time_point(std::chrono::microseconds(usec)));
-    timer_.async_wait([this, alive = alive_](const boost::system::error_code& ec) {
-        if (*alive && !ec) {
+    timer_.async_wait(guard_.wrap([this](const boost::system::error_code& ec) {
+        if (!ec) {
             process();
         }
-    });
+    }));
 }
 
 namespace {

@@ -1,8 +1,11 @@
 // RAII over sd-bus objects, and the driver that runs an sd_bus connection on a Boost.Asio
 // io_context: the bus fd is watched for the events sd_bus_get_events() asks for, a steady_timer
 // follows sd_bus_get_timeout(), and every wake processes until sd_bus_process() returns 0.
+// It knows no systemd method: it must not include any other helperd header but guard.h.
 #ifndef ONDEMAND_HELPERD_SDBUS_H
 #define ONDEMAND_HELPERD_SDBUS_H
+
+#include "guard.h"
 
 #include <systemd/sd-bus.h>
 
@@ -86,7 +89,7 @@ class bus_driver {
     bool write_armed_ = false;
     bool kick_posted_ = false;
     bool failed_ = false;
-    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+    callback_guard guard_;
 };
 
 // Issues an asynchronous method call whose reply (or error) goes to `on_reply`. The callback is

@@ -1,3 +1,6 @@
+// systemd_manager: the asynchronous calls and signal matches of systemd's manager API, and the
+// description of a unit's state (see systemd.h). Must not include app_core.h, app_driver.h or
+// server.h: it reports to whoever installed on_job_removed / on_active_state.
 #include "systemd.h"
 
 #include <fmt/format.h>
@@ -228,38 +231,53 @@ int systemd_manager::properties_changed_thunk(sd_bus_message* m, void* self,
     return 0;
 }
 
-void systemd_manager::job_call(const char* method, const std::string& unit,
-                               const stop_handler& done) {
+// Calls the manager's `method` with the unit name (and, for job methods, the mode "replace").
+// Returns false, with a message in `failure`, when the call could not be sent.
+bool systemd_manager::manager_call(const char* method, const std::string& unit, bool job_mode,
+                                   reply_handler on_reply, std::string& failure) {
     sd_bus_message* raw = nullptr;
     int r = sd_bus_message_new_method_call(bus_.get(), &raw, destination, manager_path,
                                            manager_interface, method);
     message_ptr call(raw);
     if (r >= 0) {
-        r = sd_bus_message_append(call.get(), "ss", unit.c_str(), "replace");
+        r = job_mode ? sd_bus_message_append(call.get(), "ss", unit.c_str(), "replace")
+                     : sd_bus_message_append(call.get(), "s", unit.c_str());
     }
     if (r >= 0) {
-        r = call_async(
-            bus_.get(), call.get(), [done](sd_bus_message* reply, const sd_bus_error* error) {
-                if (error != nullptr && sd_bus_error_is_set(error)) {
-                    bool no_such =
-                        sd_bus_error_has_name(error, "org.freedesktop.systemd1.NoSuchUnit") != 0;
-                    done({}, describe_bus_error(error, 0), no_such);
-                    return;
-                }
-                const char* job = nullptr;
-                int rr = sd_bus_message_read(reply, "o", &job);
-                if (rr < 0) {
-                    done({}, fmt::format("bad reply: {}", std::strerror(-rr)), false);
-                    return;
-                }
-                done(job, {}, false);
-            });
+        r = call_async(bus_.get(), call.get(), std::move(on_reply));
     }
     if (r < 0) {
-        done({}, fmt::format("{}: {}", method, std::strerror(-r)), false);
-        return;
+        failure = fmt::format("{}: {}", method, std::strerror(-r));
+        return false;
     }
     bus_.kick();
+    return true;
+}
+
+void systemd_manager::job_call(const char* method, const std::string& unit,
+                               const stop_handler& done) {
+    std::string failure;
+    bool sent = manager_call(
+        method, unit, true,
+        [done](sd_bus_message* reply, const sd_bus_error* error) {
+            if (error != nullptr && sd_bus_error_is_set(error)) {
+                bool no_such =
+                    sd_bus_error_has_name(error, "org.freedesktop.systemd1.NoSuchUnit") != 0;
+                done({}, describe_bus_error(error, 0), no_such);
+                return;
+            }
+            const char* job = nullptr;
+            int rr = sd_bus_message_read(reply, "o", &job);
+            if (rr < 0) {
+                done({}, fmt::format("bad reply: {}", std::strerror(-rr)), false);
+                return;
+            }
+            done(job, {}, false);
+        },
+        failure);
+    if (!sent) {
+        done({}, failure, false);
+    }
 }
 
 void systemd_manager::start_unit(const std::string& unit, job_handler done) {
@@ -275,25 +293,17 @@ void systemd_manager::stop_unit(const std::string& unit, const stop_handler& don
 
 void systemd_manager::unit_call(const char* method, const std::string& unit,
                                 const done_handler& done) {
-    sd_bus_message* raw = nullptr;
-    int r = sd_bus_message_new_method_call(bus_.get(), &raw, destination, manager_path,
-                                           manager_interface, method);
-    message_ptr call(raw);
-    if (r >= 0) {
-        r = sd_bus_message_append(call.get(), "s", unit.c_str());
+    std::string failure;
+    bool sent = manager_call(
+        method, unit, false,
+        [done](sd_bus_message* /*reply*/, const sd_bus_error* error) {
+            done(error != nullptr && sd_bus_error_is_set(error) ? describe_bus_error(error, 0)
+                                                                : std::string());
+        },
+        failure);
+    if (!sent) {
+        done(failure);
     }
-    if (r >= 0) {
-        r = call_async(
-            bus_.get(), call.get(), [done](sd_bus_message* /*reply*/, const sd_bus_error* error) {
-                done(error != nullptr && sd_bus_error_is_set(error) ? describe_bus_error(error, 0)
-                                                                    : std::string());
-            });
-    }
-    if (r < 0) {
-        done(fmt::format("{}: {}", method, std::strerror(-r)));
-        return;
-    }
-    bus_.kick();
 }
 
 void systemd_manager::freeze_unit(const std::string& unit, const done_handler& done) {

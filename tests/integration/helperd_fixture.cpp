@@ -91,11 +91,14 @@ void line_client::send_raw(const std::string& bytes) {
 std::optional<std::string> line_client::read_line(std::chrono::milliseconds limit) {
     auto deadline = clock::now() + limit;
     for (;;) {
-        auto nl = buffer_.find('\n');
-        if (nl != std::string::npos) {
-            std::string line = buffer_.substr(0, nl);
-            buffer_.erase(0, nl + 1);
-            return line;
+        std::string_view line;
+        proto::line_reader::status st = reader_.next(line);
+        if (st == proto::line_reader::status::line) {
+            return std::string(line);
+        }
+        if (st == proto::line_reader::status::too_long) {
+            ADD_FAILURE() << "helperd sent a line longer than the protocol allows";
+            return std::nullopt;
         }
         if (eof_ || fd_ < 0) {
             return std::nullopt;
@@ -108,13 +111,12 @@ std::optional<std::string> line_client::read_line(std::chrono::milliseconds limi
         if (r <= 0) {
             return std::nullopt;
         }
-        char chunk[8192];
-        ssize_t n = ::recv(fd_, chunk, sizeof(chunk), 0);
+        ssize_t n = ::recv(fd_, reader_.space(), reader_.room(), 0);
         if (n <= 0) {
             eof_ = true;
             continue;
         }
-        buffer_.append(chunk, static_cast<std::size_t>(n));
+        reader_.commit(static_cast<std::size_t>(n));
     }
 }
 

@@ -5,8 +5,11 @@
 #ifndef ONDEMAND_TESTS_HELPERD_FIXTURE_H
 #define ONDEMAND_TESTS_HELPERD_FIXTURE_H
 
+#include "ondemand_protocol.h"
+
 #include <gtest/gtest.h>
 
+#include <array>
 #include <chrono>
 #include <filesystem>
 #include <memory>
@@ -37,7 +40,8 @@ class line_client {
 
   private:
     int fd_ = -1;
-    std::string buffer_;
+    std::array<char, proto::max_line_length + 1> buffer_{};
+    proto::line_reader reader_{buffer_.data(), buffer_.size()};
     bool eof_ = false;
 };
 

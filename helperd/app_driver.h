@@ -1,0 +1,165 @@
+// app_driver: drives the apps' units for the daemon. It owns every app (its app_core and what
+// runs for it: the attempt's job, deadline and readiness probe), calls the unit_manager
+// (StartUnit, StopUnit, FreezeUnit, ThawUnit, property reads), reacts to JobRemoved and
+// ActiveState changes, and reports every outcome through a reply_sink.
+//
+// It knows no client connection and no socket: it must not include server.h or client.h, and
+// it answers only through reply_sink. Requests reach it already checked (allowlist, leases).
+#ifndef ONDEMAND_HELPERD_APP_DRIVER_H
+#define ONDEMAND_HELPERD_APP_DRIVER_H
+
+#include "app_core.h"
+#include "guard.h"
+#include "inotify_hub.h"
+#include "ondemand_protocol.h"
+#include "readiness.h"
+#include "systemd.h"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace ondemand::helperd {
+
+// Where the driver's answers go (the server writes them to its clients).
+class reply_sink {
+  public:
+    reply_sink() = default;
+    reply_sink(const reply_sink&) = delete;
+    reply_sink& operator=(const reply_sink&) = delete;
+    virtual ~reply_sink() = default;
+
+    // `verb app gen` (READY, STOPPED, FROZEN) to each waiter, with its own gen.
+    virtual void answer(const std::vector<waiter>& waiters, proto::verb verb,
+                        std::string_view app) = 0;
+    // FAILED app gen code details, to each waiter.
+    virtual void answer_failed(const std::vector<waiter>& waiters, std::string_view app,
+                               const failure_reason& why) = 0;
+    // `verb app` (DOWN) to every client but those in `except`.
+    virtual void broadcast(proto::verb verb, std::string_view app,
+                           const std::vector<waiter>& except) = 0;
+};
+
+// One app as STATUS shows it.
+struct app_status {
+    std::string name;
+    app_phase phase = app_phase::unknown;
+    std::string unit;
+    std::chrono::system_clock::time_point since{};
+    std::chrono::system_clock::time_point last_request{};
+    std::uint64_t starts = 0;
+    std::uint64_t failures = 0;
+};
+
+class app_driver {
+  public:
+    // Installs itself as `units`' on_job_removed / on_active_state (until destroyed).
+    app_driver(boost::asio::io_context& io, unit_manager& units, reply_sink& replies);
+    app_driver(const app_driver&) = delete;
+    app_driver& operator=(const app_driver&) = delete;
+    ~app_driver();
+
+    // START (the unit is allowed): starts, thaws, re-checks, joins or queues behind a stop.
+    void start(const waiter& w, std::string_view app, start_params params);
+    // WAIT: answered at once, joined, or kept until its START comes (60 s at most).
+    void wait(const waiter& w, std::string_view app);
+    // STOP (allowed, and not refused for a lease): cancels a start, stops the unit.
+    void stop(const waiter& w, std::string_view app, std::string_view unit);
+    // FREEZE (allowed, and not refused for a lease).
+    void freeze(const waiter& w, std::string_view app, std::string_view unit);
+
+    // The app's bookkeeping, created on first use (leases: USE, and the in-use check).
+    app_core& core(std::string_view app);
+    // A request line named the app (STATUS' `last`); no-op for an app not known yet.
+    void touch(std::string_view app);
+    // Every app with a known unit, in name order.
+    std::vector<app_status> status() const;
+    std::size_t count(app_phase phase) const;
+
+    // A client is gone: forget what it waits for, and the leases of `owners`.
+    void forget_client(client_id client, const std::vector<std::string>& owners);
+    // helperd stops: every running or queued start and every pending WAIT is answered FAILED.
+    void abandon_starts(const failure_reason& why);
+    // The bus is gone: every running start fails with bus-lost.
+    void bus_lost(const std::string& why);
+
+  private:
+    struct app_runtime {
+        app_runtime(std::string name, boost::asio::io_context& io)
+            : core(std::move(name)), deadline(io) {}
+        app_core core;
+        std::string object_path;
+        std::string job; // the job of the current attempt, until JobRemoved
+        bool job_done = false;
+        bool explaining = false; // reading the unit's state to explain a failure
+        // The running stop is of an app the clients believe ready (or frozen): when it is done,
+        // the clients that did not ask for it get DOWN.
+        bool announce_stop = false;
+        // For STATUS: the last request line about the app, StartUnit calls, failed starts.
+        std::chrono::system_clock::time_point last_request{};
+        std::uint64_t starts = 0;
+        std::uint64_t failures = 0;
+        std::shared_ptr<readiness_probe> probe;
+        boost::asio::steady_timer deadline;
+        steady_time began{};
+    };
+
+    app_runtime& app(std::string_view name);
+    bool current(const app_runtime& a, std::uint64_t attempt, app_phase phase) const;
+    // `fn`, unless the driver is gone or `attempt` is no longer the current one in `phase`.
+    template <class F>
+    auto while_current(app_runtime& a, std::uint64_t attempt, app_phase phase, F fn);
+
+    void track_unit(app_runtime& a);
+    void end_attempt(app_runtime& a);
+    // `how`: start_unit, check_active or thaw_unit.
+    void begin_start(app_runtime& a, app_core::start_decision how);
+    void call_start_unit(app_runtime& a, std::uint64_t attempt);
+    void remember_job(app_runtime& a, const std::string& job);
+    void start_job_finished(app_runtime& a, std::string_view result);
+    void begin_readiness(app_runtime& a, std::uint64_t attempt);
+    void explain_failure(app_runtime& a, std::uint64_t attempt, std::string prefix);
+    void start_succeeded(app_runtime& a, std::uint64_t attempt);
+    void start_failed(app_runtime& a, std::uint64_t attempt, failure_reason reason);
+    void begin_stop(app_runtime& a);
+    void stop_finished(app_runtime& a, std::uint64_t attempt, const std::string& error);
+    void begin_freeze(app_runtime& a);
+    void freeze_finished(app_runtime& a, std::uint64_t attempt, const std::string& error);
+
+    void on_job_removed(std::string_view job, std::string_view result);
+    void on_active_state(std::string_view path, std::string_view state);
+    void active_state_changed(app_runtime& a, std::string_view state);
+
+    void arm_pending_sweep(steady_time when);
+    void sweep_pending();
+
+    boost::asio::io_context& io_;
+    unit_manager& units_;
+    reply_sink& replies_;
+    // One inotify instance for every readiness probe (see inotify_hub.h).
+    std::shared_ptr<inotify_hub> inotify_;
+    std::map<std::string, std::unique_ptr<app_runtime>, std::less<>> apps_;
+    std::unordered_map<std::string, std::string> jobs_; // job path -> app
+    // JobRemoved of jobs not (yet) known: systemd could in principle signal a job's end before
+    // its StartUnit/StopUnit reply is processed. A short FIFO of the latest ones.
+    std::deque<std::pair<std::string, std::string>> early_jobs_;              // job path, result
+    std::unordered_map<std::string, std::vector<std::string>> units_by_path_; // -> apps
+    boost::asio::steady_timer pending_timer_;
+    std::optional<steady_time> pending_expiry_;
+    callback_guard guard_;
+};
+
+} // namespace ondemand::helperd
+
+#endif
