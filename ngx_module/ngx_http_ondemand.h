@@ -220,6 +220,7 @@ ngx_int_t ngx_http_ondemand_helper_send(const proto::message &msg);
 ngx_uint_t ngx_http_ondemand_helper_connected(void);
 void ngx_http_ondemand_helper_needed(void);
 void ngx_http_ondemand_helper_arm_deadline(void);
+void ngx_http_ondemand_helper_drop(const char *why);
 ngx_connection_t *ngx_http_ondemand_unix_connect(struct sockaddr *sockaddr,
     socklen_t socklen, ngx_log_t *log, ngx_err_t *err);
 
