@@ -36,6 +36,8 @@ namespace proto = ondemand::proto;
 #define NGX_HTTP_ONDEMAND_WARM_RETRY_MAX   60000
 #define NGX_HTTP_ONDEMAND_RETRY_AFTER      "5"
 #define NGX_HTTP_ONDEMAND_STOP_WATCH       10
+/* reported_active after a lost connection: the next USE report is sent */
+#define NGX_HTTP_ONDEMAND_USE_RESEND       ((uint64_t) -1)
 
 
 extern "C" {
