@@ -76,17 +76,17 @@ void
 ngx_http_ondemand_ask(ngx_http_ondemand_app_t *app,
     ondemand::request_action action)
 {
+    bool                   start;
     uint64_t               gen;
     proto::message         msg;
     ondemand::asked_state  asked;
 
     gen = app->record->gen.load();
+    start = (action == ondemand::request_action::hold_and_start);
     asked.asked = app->worker.asked;
     asked.asked_gen = app->worker.asked_gen;
 
-    switch (ondemand::decide_ask(ngx_http_ondemand_helper_connected(),
-                                 action
-                                 == ondemand::request_action::hold_and_start,
+    switch (ondemand::decide_ask(ngx_http_ondemand_helper_connected(), start,
                                  asked, gen))
     {
     case ondemand::ask_kind::need_helper:
@@ -101,7 +101,7 @@ ngx_http_ondemand_ask(ngx_http_ondemand_app_t *app,
         break;
     }
 
-    if (action == ondemand::request_action::hold_and_start) {
+    if (start) {
         msg.kind = proto::verb::start;
         msg.unit = ngx_http_ondemand_sv(&app->conf.unit);
         msg.ready = ngx_http_ondemand_sv(&app->conf.ready);
