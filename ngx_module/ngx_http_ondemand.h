@@ -41,6 +41,8 @@ namespace proto = ondemand::proto;
 #define NGX_HTTP_ONDEMAND_ORPHAN_STOP      30000
 /* the upkeep's interval when no app has an idle timeout */
 #define NGX_HTTP_ONDEMAND_UPKEEP           1000
+/* reported_active after a lost connection: the next USE report is sent */
+#define NGX_HTTP_ONDEMAND_USE_RESEND       ((uint64_t) -1)
 
 
 extern "C" {
@@ -236,6 +238,7 @@ ngx_int_t ngx_http_ondemand_helper_send(const proto::message &msg);
 ngx_uint_t ngx_http_ondemand_helper_connected(void);
 void ngx_http_ondemand_helper_needed(void);
 void ngx_http_ondemand_helper_arm_deadline(void);
+void ngx_http_ondemand_helper_drop(const char *why);
 ngx_connection_t *ngx_http_ondemand_unix_connect(struct sockaddr *sockaddr,
     socklen_t socklen, ngx_log_t *log, ngx_err_t *err);
 

@@ -16,6 +16,8 @@
 
 #define NGX_HTTP_ONDEMAND_BACKOFF_MIN      50
 #define NGX_HTTP_ONDEMAND_BACKOFF_MAX      2000
+/* the longest backoff while requests wait for the helper */
+#define NGX_HTTP_ONDEMAND_BACKOFF_NEEDED   100
 #define NGX_HTTP_ONDEMAND_OUT_MAX          (4 * 1024 * 1024)
 
 
@@ -209,6 +211,7 @@ static void
 ngx_http_ondemand_connect(ngx_event_t *ev)
 {
     ngx_err_t                       err;
+    ngx_msec_t                      max;
     ngx_connection_t               *c;
     ngx_http_ondemand_helper_t     *h;
     ngx_http_ondemand_main_conf_t  *omcf;
@@ -278,13 +281,24 @@ ngx_http_ondemand_connect(ngx_event_t *ev)
 
 retry:
 
-    /* exponential backoff with jitter, so that workers do not reconnect in step */
+    /* arms the deadline if requests wait for the helper */
+
+    h->up->on_disconnected(0);
+
+    /*
+     * exponential backoff with jitter, so that workers do not reconnect in
+     * step; while requests wait (the deadline runs) it stays short, so that
+     * a helperd back before ondemand_helper_timeout is not missed
+     */
+
+    max = h->deadline.timer_set ? NGX_HTTP_ONDEMAND_BACKOFF_NEEDED
+                                : NGX_HTTP_ONDEMAND_BACKOFF_MAX;
+
+    h->backoff = ngx_min(h->backoff, max);
 
     ngx_add_timer(&h->reconnect, h->backoff / 2 + ngx_random() % h->backoff);
 
-    h->backoff = ngx_min(h->backoff * 2, NGX_HTTP_ONDEMAND_BACKOFF_MAX);
-
-    h->up->on_disconnected(0);
+    h->backoff = ngx_min(h->backoff * 2, max);
 }
 
 
@@ -311,18 +325,21 @@ ngx_http_ondemand_hello(ngx_http_ondemand_main_conf_t *omcf)
 /*
  * Something waits for the helper.  Do not let it wait out a backoff that
  * has grown while nobody needed the helper (a restarted helperd is back at
- * once, and the backoff may be longer than ondemand_helper_timeout); if it
- * stays unreachable, the waiters fail at ondemand_helper_timeout.
+ * once, and the backoff may be longer than ondemand_helper_timeout); while
+ * the deadline runs the backoff stays short; if the helper stays
+ * unreachable, the waiters fail at ondemand_helper_timeout.
  */
 
 void
 ngx_http_ondemand_helper_needed(void)
 {
-    ngx_http_ondemand_reconnect_now();
-
-    if (!ngx_http_ondemand_helper_conn.connected) {
-        ngx_http_ondemand_helper_arm_deadline();
+    if (ngx_http_ondemand_helper_conn.connected) {
+        return;
     }
+
+    ngx_http_ondemand_helper_arm_deadline();
+
+    ngx_http_ondemand_reconnect_now();
 }
 
 
@@ -359,6 +376,15 @@ ngx_http_ondemand_reconnect_now(void)
     ngx_http_ondemand_helper_conn.backoff = NGX_HTTP_ONDEMAND_BACKOFF_MIN;
 
     ngx_http_ondemand_connect(ev);
+}
+
+
+/* the connection is as good as lost (helperd said it is shutting down) */
+
+void
+ngx_http_ondemand_helper_drop(const char *why)
+{
+    ngx_http_ondemand_helper_close(why);
 }
 
 
@@ -498,14 +524,40 @@ ngx_http_ondemand_helper_line(std::string_view line)
 }
 
 
-/* the helper stayed unreachable for ondemand_helper_timeout */
+/*
+ * The helper stayed unreachable for ondemand_helper_timeout: one more
+ * connect first (a helperd back since the last attempt is not missed),
+ * then the waiters fail.
+ */
 
 static void
 ngx_http_ondemand_helper_deadline(ngx_event_t *ev)
 {
-    if (ngx_http_ondemand_helper_conn.connected) {
+    ngx_http_ondemand_helper_t  *h;
+
+    h = &ngx_http_ondemand_helper_conn;
+
+    if (h->connected) {
         return;
     }
 
-    ngx_http_ondemand_helper_conn.up->on_unreachable();
+    if (!ngx_exiting && !ngx_terminate) {
+        if (h->reconnect.timer_set) {
+            ngx_del_timer(&h->reconnect);
+        }
+
+        ngx_http_ondemand_connect(&h->reconnect);
+
+        if (h->connected) {
+            return;
+        }
+    }
+
+    h->up->on_unreachable();
+
+    /* nothing waits any more (the failed connect re-armed it) */
+
+    if (h->deadline.timer_set) {
+        ngx_del_timer(&h->deadline);
+    }
 }

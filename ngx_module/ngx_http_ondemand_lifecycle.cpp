@@ -3,7 +3,8 @@
  * ngx_http_ondemand_lifecycle: what this worker tells helperd and what it
  * does with the answers: START/WAIT for held requests, STOP/FREEZE from the
  * idle scan and evictions, USE reports, the replies and pushes (applied by
- * ondemand_reply), the resync after a reconnect, and keep_warm apps.
+ * ondemand_reply), the resync after a reconnect (planned by ondemand_reply),
+ * and keep_warm apps.
  *
  * Must not call: the handler or the upstream peer.  It reaches helperd
  * through the helper connection's functions, and held requests through the
@@ -24,7 +25,6 @@ static void ngx_http_ondemand_apply(ngx_http_ondemand_app_t *app,
     const proto::message &m);
 static void ngx_http_ondemand_log_reply(ngx_http_ondemand_app_t *app,
     const proto::message &m, ondemand::reply_event event);
-static void ngx_http_ondemand_resend_stops(void);
 static void ngx_http_ondemand_warm_up(void);
 static void ngx_http_ondemand_warm_retry(ngx_event_t *ev);
 static void ngx_http_ondemand_idle_scan(ngx_event_t *ev);
@@ -78,24 +78,32 @@ void
 ngx_http_ondemand_ask(ngx_http_ondemand_app_t *app,
     ondemand::request_action action)
 {
-    uint64_t         gen;
-    proto::message   msg;
+    bool                   start;
+    uint64_t               gen;
+    proto::message         msg;
+    ondemand::asked_state  asked;
 
     gen = app->record->gen.load();
+    start = (action == ondemand::request_action::hold_and_start);
+    asked.asked = app->worker.asked;
+    asked.asked_gen = app->worker.asked_gen;
 
-    if (action != ondemand::request_action::hold_and_start
-        && app->worker.asked && app->worker.asked_gen == gen)
+    switch (ondemand::decide_ask(ngx_http_ondemand_helper_connected(), start,
+                                 asked, gen))
     {
-        return;
-    }
-
-    if (!ngx_http_ondemand_helper_connected()) {
+    case ondemand::ask_kind::need_helper:
         /* the resync asks once connected */
         ngx_http_ondemand_helper_needed();
         return;
+
+    case ondemand::ask_kind::nothing:
+        return;
+
+    default: /* send */
+        break;
     }
 
-    if (action == ondemand::request_action::hold_and_start) {
+    if (start) {
         msg.kind = proto::verb::start;
         msg.unit = ngx_http_ondemand_sv(&app->conf.unit);
         msg.ready = ngx_http_ondemand_sv(&app->conf.ready);
@@ -174,7 +182,7 @@ ngx_http_ondemand_send_stop(ngx_http_ondemand_app_t *app)
     msg.gen = app->record->gen.load();
     msg.unit = ngx_http_ondemand_sv(&app->conf.unit);
 
-    /* without the helper, ngx_http_ondemand_resend_stops() sends it later */
+    /* without the helper, the resync sends it once connected */
 
     if (ngx_http_ondemand_helper_connected()) {
         (void) ngx_http_ondemand_helper_send(msg);
@@ -252,6 +260,16 @@ ngx_http_ondemand_apply(ngx_http_ondemand_app_t *app, const proto::message &m)
     e = ondemand::apply_reply(*app->record, m, rctx);
     ngx_http_ondemand_unlock();
 
+    if (e.helper_gone) {
+        /*
+         * helperd is shutting down: ridden out exactly like a lost
+         * connection; the held requests stay held, and the resync asks
+         * again once it is back
+         */
+        ngx_http_ondemand_helper_drop("helper is shutting down");
+        return;
+    }
+
     ngx_http_ondemand_log_reply(app, m, e.event);
 
     if (e.retry_keep_warm && !app->worker.warm_retry.timer_set) {
@@ -279,6 +297,9 @@ ngx_http_ondemand_apply(ngx_http_ondemand_app_t *app, const proto::message &m)
     case ondemand::wake_kind::failed:
         ngx_http_ondemand_wake_all(app, app->conf.failed_status,
                                    NGX_HTTP_ONDEMAND_FAILED);
+        break;
+
+    case ondemand::wake_kind::none:
         break;
 
     default:
@@ -363,74 +384,87 @@ ngx_http_ondemand_log_reply(ngx_http_ondemand_app_t *app,
 }
 
 
-/* after (re)connecting: ask again for every app with held requests */
+/*
+ * After (re)connecting: a restarted helperd knows nothing of this worker.
+ * Ask again for every app with held requests here and for the starts this
+ * worker owns, send again the stops it began, report the ready apps in use
+ * (USE leases), and start the keep_warm apps that are cold.
+ */
 
 static void
 ngx_http_ondemand_on_connected(void)
 {
-    ngx_queue_t              *q, *next, *busy;
-    ngx_http_ondemand_app_t  *app;
+    ngx_uint_t                      i;
+    ngx_http_ondemand_app_t        *app, **apps;
+    ondemand::resync_plan           plan;
+    ondemand::resync_context        rctx;
+    ngx_http_ondemand_main_conf_t  *omcf;
 
-    ngx_http_ondemand_resend_stops();
-    ngx_http_ondemand_warm_up();
+    omcf = ngx_http_ondemand_cycle_conf();
+    apps = (ngx_http_ondemand_app_t **) omcf->apps.elts;
 
-    busy = ngx_http_ondemand_busy_apps();
+    rctx.pid = ngx_pid;
+    rctx.now_ms = ngx_current_msec;
 
-    for (q = ngx_queue_head(busy);
-         q != ngx_queue_sentinel(busy);
-         q = next)
-    {
-        next = ngx_queue_next(q);
-        app = ngx_queue_data(q, ngx_http_ondemand_app_t, worker.busy_link);
+    for (i = 0; i < omcf->apps.nelts; i++) {
+        app = apps[i];
 
-        switch (app->record->state.load()) {
+        rctx.held_here = (app->worker.nwaiters != 0);
+        rctx.keep_warm = app->conf.keep_warm;
 
-        case ondemand::app_state::starting:
-            /* helperd coalesces STARTs: safe if another worker sends one too */
+        plan = ondemand::plan_resync(*app->record, rctx);
+
+        if (plan.start) {
             ngx_http_ondemand_ask(app,
                                   ondemand::request_action::hold_and_start);
-            break;
+        }
 
-        case ondemand::app_state::stopping:
-            break;
+        if (plan.stop) {
+            ngx_http_ondemand_send_stop(app);
+        }
 
-        default:
+        if (plan.report_use) {
+            ngx_http_ondemand_report_use(app);
+        }
+
+        if (plan.wake) {
             ngx_http_ondemand_wake_all(app, 0, NGX_HTTP_ONDEMAND_COLD);
-            break;
         }
 
         if (!ngx_http_ondemand_helper_connected()) {
             return;
         }
     }
+
+    ngx_http_ondemand_warm_up();
 }
 
 
 /*
- * The connection was lost (what was asked on it is lost too), or a connect
- * failed: requests held here fail if it stays so for ondemand_helper_timeout.
+ * The connection was lost (what was asked on it is lost too, and so are
+ * the USE leases if helperd restarted), or a connect failed: requests held
+ * here fail if it stays so for ondemand_helper_timeout.
  */
 
 static void
 ngx_http_ondemand_on_disconnected(ngx_uint_t lost)
 {
-    ngx_queue_t              *q, *busy;
-    ngx_http_ondemand_app_t  *app;
-
-    busy = ngx_http_ondemand_busy_apps();
+    ngx_uint_t                      i;
+    ngx_http_ondemand_app_t        *app, **apps;
+    ngx_http_ondemand_main_conf_t  *omcf;
 
     if (lost) {
-        for (q = ngx_queue_head(busy);
-             q != ngx_queue_sentinel(busy);
-             q = ngx_queue_next(q))
-        {
-            app = ngx_queue_data(q, ngx_http_ondemand_app_t,
-                                 worker.busy_link);
+        omcf = ngx_http_ondemand_cycle_conf();
+        apps = (ngx_http_ondemand_app_t **) omcf->apps.elts;
+
+        for (i = 0; i < omcf->apps.nelts; i++) {
+            app = apps[i];
             app->worker.asked = 0;
+            app->worker.reported_active = NGX_HTTP_ONDEMAND_USE_RESEND;
         }
     }
 
-    if (!ngx_queue_empty(busy)) {
+    if (!ngx_queue_empty(ngx_http_ondemand_busy_apps())) {
         ngx_http_ondemand_helper_arm_deadline();
     }
 }
@@ -466,40 +500,6 @@ ngx_http_ondemand_on_unreachable(void)
 
         ngx_http_ondemand_wake_all(app, NGX_HTTP_SERVICE_UNAVAILABLE,
                                    NGX_HTTP_ONDEMAND_UNAVAILABLE);
-    }
-}
-
-
-/* a stop this worker began may not have reached a helper that went away */
-
-static void
-ngx_http_ondemand_resend_stops(void)
-{
-    ngx_uint_t                      i;
-    ondemand::app_state             state;
-    ngx_http_ondemand_app_t        *app, **apps;
-    ngx_http_ondemand_main_conf_t  *omcf;
-
-    omcf = ngx_http_ondemand_cycle_conf();
-    apps = (ngx_http_ondemand_app_t **) omcf->apps.elts;
-
-    for (i = 0; i < omcf->apps.nelts; i++) {
-        app = apps[i];
-
-        state = app->record->state.load();
-
-        if ((state != ondemand::app_state::stopping
-             && state != ondemand::app_state::freezing)
-            || app->record->starter_pid.load() != ngx_pid)
-        {
-            continue;
-        }
-
-        ngx_http_ondemand_send_stop(app);
-
-        if (!ngx_http_ondemand_helper_connected()) {
-            return;
-        }
     }
 }
 

@@ -11,6 +11,14 @@ namespace {
 // end of a start.
 reply_effect apply_failed(app_record& r, const proto::message& msg, const reply_context& ctx) {
     reply_effect e;
+
+    if (msg.reason == proto::failure::shutting_down) {
+        // not an answer about the app: the helper goes away with what was asked of it
+        e.helper_gone = true;
+        e.wake = wake_kind::none;
+        return e;
+    }
+
     app_state state = r.state.load();
     bool stopping = (state == app_state::stopping);
     bool freezing = (state == app_state::freezing);
@@ -99,6 +107,45 @@ reply_effect apply_reply(app_record& r, const proto::message& msg, const reply_c
         // requests, if any, look at the shared state again
         return e;
     }
+}
+
+ask_kind decide_ask(bool connected, bool start, const asked_state& asked, std::uint64_t gen) {
+    if (!connected) {
+        return ask_kind::need_helper;
+    }
+    if (!start && asked.asked && asked.asked_gen == gen) {
+        return ask_kind::nothing;
+    }
+    return ask_kind::send;
+}
+
+resync_plan plan_resync(const app_record& r, const resync_context& ctx) {
+    resync_plan p;
+    bool mine = (r.starter_pid.load() == ctx.pid);
+
+    switch (r.state.load()) {
+    case app_state::starting:
+        // helperd coalesces STARTs: safe if another worker sends one too
+        p.start = ctx.held_here ||
+                  (mine && (ctx.keep_warm || ctx.now_ms < r.deadline_ms.load()));
+        break;
+
+    case app_state::stopping:
+    case app_state::freezing:
+        p.stop = mine;
+        break;
+
+    case app_state::ready:
+        p.report_use = true;
+        p.wake = ctx.held_here;
+        break;
+
+    default: // cold, frozen: held requests start it (or thaw it) themselves
+        p.wake = ctx.held_here;
+        break;
+    }
+
+    return p;
 }
 
 } // namespace ondemand

@@ -1,5 +1,6 @@
 // Applying a helperd reply to an app's record (ngx_module/ondemand_reply.h): the transition,
-// which held requests wake with which status, and what the worker logs.
+// which held requests wake with which status, and what the worker logs; whether a held
+// request asks helperd; what the resync after a reconnect sends.
 #include "ondemand_reply.h"
 
 #include <gtest/gtest.h>
@@ -226,6 +227,128 @@ TEST(Reply, DownDuringAStartChangesNothing) {
     EXPECT_EQ(r.state.load(), app_state::starting);
     EXPECT_EQ(e.event, reply_event::none);
     EXPECT_FALSE(e.warm_up);
+}
+
+// issue #11, 3: a graceful helperd restart answers every waiter "FAILED app gen shutting-down".
+// That is the helper going away, not the start failing: the record is untouched (the start
+// stays this worker's), the held requests stay held, and the connection counts as lost.
+TEST(Reply, ShuttingDownLeavesTheStartAndTheHeldRequestsAloneAndMeansTheHelperIsGone) {
+    app_record r;
+    starting(r);
+    auto e = apply_reply(r, reply(proto::verb::failed, 1, proto::failure::shutting_down),
+                         {.keep_warm = true, .held_here = true});
+    EXPECT_TRUE(e.helper_gone);
+    EXPECT_FALSE(e.applied);
+    EXPECT_EQ(e.wake, wake_kind::none);
+    EXPECT_EQ(e.event, reply_event::none);
+    EXPECT_FALSE(e.retry_keep_warm);
+    EXPECT_EQ(r.state.load(), app_state::starting);
+    EXPECT_EQ(r.starter_pid.load(), worker);
+    EXPECT_EQ(r.gen.load(), 1U);
+    EXPECT_EQ(r.failures.load(), 0U);
+}
+
+TEST(Reply, ShuttingDownDuringAStopLeavesTheStopToTheResync) {
+    app_record r;
+    stopping(r);
+    auto e = apply_reply(r, reply(proto::verb::failed, 1, proto::failure::shutting_down), {});
+    EXPECT_TRUE(e.helper_gone);
+    EXPECT_EQ(e.wake, wake_kind::none);
+    EXPECT_EQ(r.state.load(), app_state::stopping);
+}
+
+TEST(Reply, OtherFailuresDoNotMeanTheHelperIsGone) {
+    app_record r;
+    starting(r);
+    auto e = apply_reply(r, reply(proto::verb::failed, 1, proto::failure::unit_failed), {});
+    EXPECT_FALSE(e.helper_gone);
+    EXPECT_EQ(e.wake, wake_kind::failed);
+}
+
+using ondemand::ask_kind;
+using ondemand::asked_state;
+using ondemand::decide_ask;
+
+// The bug found in the restructuring: a keep_warm app asked by warm_up keeps `asked` for its
+// generation; a request held for it while the helper is down must still need the helper (arm
+// ondemand_helper_timeout, cut the backoff short), not return early as "already asked".
+TEST(Ask, WithoutTheHelperARequestNeedsItEvenIfTheGenerationWasAskedBefore) {
+    asked_state asked{.asked = true, .asked_gen = 1};
+    EXPECT_EQ(decide_ask(false, false, asked, 1), ask_kind::need_helper);
+    EXPECT_EQ(decide_ask(false, true, asked, 1), ask_kind::need_helper);
+    EXPECT_EQ(decide_ask(false, false, {}, 1), ask_kind::need_helper);
+}
+
+TEST(Ask, AWaitIsSentOncePerGenerationAndAStartAlways) {
+    asked_state asked{.asked = true, .asked_gen = 1};
+    EXPECT_EQ(decide_ask(true, false, asked, 1), ask_kind::nothing);
+    EXPECT_EQ(decide_ask(true, false, asked, 2), ask_kind::send);
+    EXPECT_EQ(decide_ask(true, false, {}, 1), ask_kind::send);
+    EXPECT_EQ(decide_ask(true, true, asked, 1), ask_kind::send);
+}
+
+using ondemand::plan_resync;
+using ondemand::resync_context;
+
+constexpr std::int64_t other_worker = 200;
+
+TEST(Resync, AStartThisWorkerOwnsIsAskedAgainEvenWithoutHeldRequestsHere) {
+    app_record r;
+    starting(r); // deadline 31000
+    auto p = plan_resync(r, {.pid = worker, .now_ms = 2000});
+    EXPECT_TRUE(p.start);
+    EXPECT_FALSE(p.stop);
+    EXPECT_FALSE(p.wake);
+    EXPECT_FALSE(p.report_use);
+}
+
+TEST(Resync, AnOwnedStartPastItsDeadlineIsAskedAgainOnlyForHeldRequestsOrKeepWarm) {
+    app_record r;
+    starting(r);
+    EXPECT_FALSE(plan_resync(r, {.pid = worker, .now_ms = 40000}).start);
+    EXPECT_TRUE(plan_resync(r, {.pid = worker, .now_ms = 40000, .keep_warm = true}).start);
+    EXPECT_TRUE(plan_resync(r, {.pid = worker, .now_ms = 40000, .held_here = true}).start);
+}
+
+TEST(Resync, AStartAnotherWorkerOwnsIsAskedAgainWhereRequestsAreHeld) {
+    app_record r;
+    starting(r);
+    EXPECT_FALSE(plan_resync(r, {.pid = other_worker, .now_ms = 2000}).start);
+    EXPECT_TRUE(plan_resync(r, {.pid = other_worker, .now_ms = 2000, .held_here = true}).start);
+}
+
+TEST(Resync, AStopThisWorkerBeganIsSentAgainAndHeldRequestsKeepWaiting) {
+    app_record r;
+    stopping(r);
+    auto p = plan_resync(r, {.pid = worker, .now_ms = 100100, .held_here = true});
+    EXPECT_TRUE(p.stop);
+    EXPECT_FALSE(p.wake);
+    EXPECT_FALSE(plan_resync(r, {.pid = other_worker, .now_ms = 100100}).stop);
+
+    app_record f;
+    stopping(f, true);
+    EXPECT_TRUE(plan_resync(f, {.pid = worker, .now_ms = 100100}).stop);
+}
+
+// Leases (issue #12): a restarted helperd has none; every worker reports its ready apps again.
+TEST(Resync, AReadyAppIsReportedInUseAndItsHeldRequestsWake) {
+    app_record r;
+    starting(r);
+    on_ready(r, 1, 1500);
+    auto p = plan_resync(r, {.pid = other_worker, .now_ms = 2000});
+    EXPECT_TRUE(p.report_use);
+    EXPECT_FALSE(p.start);
+    EXPECT_FALSE(p.wake);
+    EXPECT_TRUE(plan_resync(r, {.pid = other_worker, .now_ms = 2000, .held_here = true}).wake);
+}
+
+TEST(Resync, HeldRequestsForAColdAppWakeToStartIt) {
+    app_record r;
+    auto p = plan_resync(r, {.pid = worker, .now_ms = 2000, .held_here = true});
+    EXPECT_TRUE(p.wake);
+    EXPECT_FALSE(p.start);
+    EXPECT_FALSE(p.report_use);
+    EXPECT_FALSE(plan_resync(r, {.pid = worker, .now_ms = 2000}).wake);
 }
 
 } // namespace
