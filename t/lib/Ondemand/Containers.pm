@@ -117,7 +117,9 @@ sub start_dockerd {
     return $DOCKER if $DOCKER;
     my $dir = testdir() . '/docker';
     make_path($dir);
-    my $tag = 'ondemand-t-' . ($dir =~ s{.*/ondemand-t-([^/]+)/docker$}{$1}r);
+    # containerd namespaces are words of [A-Za-z0-9] joined by single '.', '_' or '-': the test
+    # dir's random part may hold a '_' (ondemand-t-_jCHkA is refused)
+    my $tag = "ondemand-t-$$-" . (($dir =~ s{.*/ondemand-t-([^/]+)/docker$}{$1}r) =~ tr/A-Za-z0-9/x/cr);
     my $sock = "$dir/docker.sock";
     my %env = (DOCKER_HOST => "unix://$sock");
     $DOCKER = { env => \%env, dir => $dir, cgroup => $tag };
