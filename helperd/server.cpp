@@ -212,11 +212,17 @@ void server::client_replies::answer_failed(const std::vector<waiter>& waiters, s
 void server::client_replies::broadcast(proto::verb verb, std::string_view app,
                                        const std::vector<waiter>& except) {
     proto::message m = make(verb, app);
+    // A send can drop a client that does not read (and erase it from clients_): walk a copy.
+    std::vector<std::shared_ptr<client_connection>> clients;
+    clients.reserve(owner_.clients_.size());
     for (auto& [id, client] : owner_.clients_) {
         if (std::none_of(except.begin(), except.end(),
                          [id = id](const waiter& w) { return w.client == id; })) {
-            owner_.send(*client, m);
+            clients.push_back(client);
         }
+    }
+    for (auto& client : clients) {
+        owner_.send(*client, m);
     }
 }
 
