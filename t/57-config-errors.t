@@ -1,0 +1,76 @@
+#!/usr/bin/perl
+# Fault suite (issue #11, 8): configuration errors that `nginx -t` must refuse, each with a
+# clear message naming the problem: two upstreams with the same unit=, and a static
+# `ondemand_app` that names no app. Each is checked against the same file without the mistake.
+
+use strict;
+use warnings;
+use Test::More;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use File::Path qw(make_path);
+use Ondemand::Test;
+use Ondemand::Faults;
+
+my $dir = testdir() . '/nginx';
+make_path("$dir/tmp");
+my $module = repo_root() . '/build/modules/ngx_http_ondemand_module.so';
+my $sock = testdir() . '/apps';
+
+sub conf {
+    my ($name, $http) = @_;
+    my $file = "$dir/$name.conf";
+    open(my $fh, '>', $file) or die "$file: $!";
+    print $fh <<"EOF2";
+load_module $module;
+user root;
+worker_processes 1;
+error_log $dir/error.log info;
+pid $dir/nginx.pid;
+events { worker_connections 64; }
+http {
+    access_log off;
+    client_body_temp_path $dir/tmp/body;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
+    ondemand_zone ondemand:1m;
+    ondemand_helper unix:$sock/helperd.sock;
+$http
+}
+EOF2
+    close $fh;
+    return $file;
+}
+
+my $server = sub { "server { listen 127.0.0.1:${\ free_port()}; location / { ondemand_app $_[0]; proxy_pass http://$_[0]; } }" };
+
+# -- two upstreams, one unit
+my ($ok, $out) = nginx_t(conf('distinct', <<"EOF2" . $server->('blog')));
+    upstream blog { server unix:$sock/blog.sock; ondemand unit=ondemand-blog.service; }
+    upstream shop { server unix:$sock/shop.sock; ondemand unit=ondemand-shop.service; }
+EOF2
+ok($ok, 'control: two upstreams with distinct units pass nginx -t') or diag($out);
+
+($ok, $out) = nginx_t(conf('same-unit', <<"EOF2" . $server->('blog')));
+    upstream blog { server unix:$sock/blog.sock; ondemand unit=ondemand-blog.service; }
+    upstream shop { server unix:$sock/shop.sock; ondemand unit=ondemand-blog.service; }
+EOF2
+ok(!$ok, 'two upstreams with the same unit= fail nginx -t') or diag($out);
+like($out, qr/\[emerg\].*ondemand-blog\.service/, 'the message names the shared unit');
+like($out, qr/\[emerg\].*"(blog|shop)"/, 'the message names an app that uses it') or diag($out);
+
+# -- a static ondemand_app that names no app
+($ok, $out) = nginx_t(conf('known-app', <<"EOF2" . $server->('blog')));
+    upstream blog { server unix:$sock/blog.sock; ondemand unit=ondemand-blog.service; }
+EOF2
+ok($ok, 'control: a static ondemand_app naming a configured app passes nginx -t') or diag($out);
+
+($ok, $out) = nginx_t(conf('no-such-app', <<"EOF2" . "server { listen 127.0.0.1:${\ free_port()}; location / { ondemand_app nosuchapp; proxy_pass http://blog; } }"));
+    upstream blog { server unix:$sock/blog.sock; ondemand unit=ondemand-blog.service; }
+EOF2
+ok(!$ok, 'a static `ondemand_app nosuchapp;` fails nginx -t') or diag($out);
+like($out, qr/\[emerg\].*nosuchapp/, 'the message names the unknown app') or diag($out);
+
+done_testing();
