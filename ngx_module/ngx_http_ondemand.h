@@ -111,6 +111,14 @@ typedef struct {
 } ngx_http_ondemand_app_t;
 
 
+/* an "ondemand_app" without variables, checked at postconfiguration */
+typedef struct {
+    ngx_str_t                      name;
+    ngx_str_t                      file;
+    ngx_uint_t                     line;
+} ngx_http_ondemand_static_app_t;
+
+
 struct ngx_http_ondemand_main_conf_s {
     ngx_shm_zone_t                *shm_zone;
     ngx_addr_t                    *helper;
@@ -119,6 +127,7 @@ struct ngx_http_ondemand_main_conf_s {
     ngx_hash_t                     apps_hash;
     ngx_msec_t                     idle_interval;  /* 0: no app stops */
     ngx_uint_t                     max_running;    /* 0: no cap */
+    ngx_array_t                    static_apps;    /* static_app_t */
 };
 
 

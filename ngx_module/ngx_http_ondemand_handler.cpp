@@ -142,7 +142,7 @@ ngx_http_ondemand_new_request(ngx_http_request_t *r,
     app = ngx_http_ondemand_find_app(omcf, name.data, name.len);
 
     if (app == NULL) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "ondemand: no app named \"%V\"", &name);
         return NGX_HTTP_NOT_FOUND;
     }
