@@ -199,6 +199,7 @@ ngx_int_t ngx_http_ondemand_wrap_upstream(ngx_conf_t *cf,
 ngx_int_t ngx_http_ondemand_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_ondemand_add_variables(ngx_conf_t *cf);
 ngx_uint_t ngx_http_ondemand_is_warm(ngx_http_ondemand_ctx_t *ctx);
+ngx_int_t ngx_http_ondemand_unwarm(ngx_http_request_t *r);
 
 /* ngx_http_ondemand_lifecycle.cpp */
 extern ngx_http_ondemand_helper_handlers_t  ngx_http_ondemand_lifecycle;
