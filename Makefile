@@ -52,25 +52,70 @@ unit-test: helperd
 test: deps build
 	scripts/run-tests
 
-# libFuzzer on the protocol codec (tests/fuzz/, docs/PROTOCOL.md) for FUZZ_SECONDS. It runs on
-# a copy of the seed corpus in build/fuzz-corpus (kept between runs), and writes the input of a
-# crash to build/fuzz-artifacts/, so the repository stays clean. Inputs up to 8192 bytes reach
-# past the 4096-byte line limit.
+# libFuzzer targets (tests/fuzz/, clang): the protocol codec (docs/PROTOCOL.md), helperd's config
+# reader, app files + gen-nginx, and helperd's app_core state machine. Each runs FUZZ_SECONDS on a
+# copy of its seed corpus tests/fuzz/corpus-NAME/ in build/fuzz-corpus/NAME (kept between runs)
+# and writes a crash's input to build/fuzz-artifacts/NAME-*, so the repository stays clean.
+# `make fuzz-NAME` runs one; FUZZ_MAX_LEN per target (8192 for the codec: past its 4096-byte
+# line limit).
 FUZZ_SECONDS ?= 30
-FUZZ_BIN := $(BIN)/ondemand-fuzz-protocol
+FUZZ_TARGETS := protocol config app_file app_core
+FUZZ_CXX := clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+FUZZ_MAX_LEN_protocol := 8192
+FUZZ_MAX_LEN_config := 4096
+FUZZ_MAX_LEN_app_file := 4096
+FUZZ_MAX_LEN_app_core := 1024
 
-.PHONY: fuzz
+.PHONY: fuzz fuzz-build $(addprefix fuzz-,$(FUZZ_TARGETS))
 
-$(FUZZ_BIN): tests/fuzz/fuzz_protocol.cpp proto/ondemand_protocol.cpp proto/ondemand_protocol.h
+$(BIN)/ondemand-fuzz-protocol: tests/fuzz/fuzz_protocol.cpp proto/ondemand_protocol.cpp proto/ondemand_protocol.h
 	mkdir -p $(dir $@)
-	clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-	  -I $(TOP)/proto -o $@ tests/fuzz/fuzz_protocol.cpp proto/ondemand_protocol.cpp
+	$(FUZZ_CXX) -I $(TOP)/proto -o $@ tests/fuzz/fuzz_protocol.cpp proto/ondemand_protocol.cpp
 
-fuzz: $(FUZZ_BIN)
-	mkdir -p $(BUILD)/fuzz-corpus $(BUILD)/fuzz-artifacts
-	cp tests/fuzz/corpus/* $(BUILD)/fuzz-corpus/
-	$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -print_final_stats=1 \
-	  -artifact_prefix=$(BUILD)/fuzz-artifacts/ $(BUILD)/fuzz-corpus
+# toml++ as Debian ships it: the release shared library (TOML_HEADER_ONLY=0, as its CMake package).
+$(BIN)/ondemand-fuzz-config: tests/fuzz/fuzz_config.cpp helperd/config.cpp helperd/config.h \
+    helperd/options.cpp helperd/options.h helperd/log.cpp helperd/log.h proto/ondemand_protocol.cpp
+	mkdir -p $(dir $@)
+	$(FUZZ_CXX) -DTOML_HEADER_ONLY=0 -DTOML_SHARED_LIB=1 -I $(TOP)/helperd -I $(TOP)/proto -o $@ \
+	  tests/fuzz/fuzz_config.cpp helperd/config.cpp helperd/options.cpp helperd/log.cpp \
+	  proto/ondemand_protocol.cpp -ltomlplusplus -lfmt -lsystemd
+
+$(BIN)/ondemand-fuzz-app_file: tests/fuzz/fuzz_app_file.cpp ctl/app_file.cpp ctl/app_file.h \
+    ctl/gen_nginx.cpp ctl/gen_nginx.h proto/ondemand_protocol.cpp
+	mkdir -p $(dir $@)
+	$(FUZZ_CXX) -I $(TOP)/ctl -I $(TOP)/proto -o $@ tests/fuzz/fuzz_app_file.cpp ctl/app_file.cpp \
+	  ctl/gen_nginx.cpp proto/ondemand_protocol.cpp
+
+$(BIN)/ondemand-fuzz-app_core: tests/fuzz/fuzz_app_core.cpp helperd/app_core.cpp helperd/app_core.h \
+    proto/ondemand_protocol.cpp
+	mkdir -p $(dir $@)
+	$(FUZZ_CXX) -I $(TOP)/helperd -I $(TOP)/proto -o $@ tests/fuzz/fuzz_app_core.cpp \
+	  helperd/app_core.cpp proto/ondemand_protocol.cpp
+
+fuzz-build: $(addprefix $(BIN)/ondemand-fuzz-,$(FUZZ_TARGETS))
+
+$(addprefix fuzz-,$(FUZZ_TARGETS)): fuzz-%: $(BIN)/ondemand-fuzz-%
+	mkdir -p $(BUILD)/fuzz-corpus/$* $(BUILD)/fuzz-artifacts
+	cp tests/fuzz/corpus-$*/* $(BUILD)/fuzz-corpus/$*/
+	$< -max_total_time=$(FUZZ_SECONDS) -max_len=$(FUZZ_MAX_LEN_$*) -print_final_stats=1 \
+	  -artifact_prefix=$(BUILD)/fuzz-artifacts/$*- $(BUILD)/fuzz-corpus/$*
+
+fuzz: $(addprefix fuzz-,$(FUZZ_TARGETS))
+
+# ASan + UBSan build (cmake -DONDEMAND_SANITIZE=ON) in build/asan: helperd, ondemandctl, the test
+# app and the unit and integration tests; `make sanitize-test` runs those tests with it
+# (scripts/sanitize-test; run-tests does too).
+ASAN_BUILD := $(BUILD)/asan
+
+.PHONY: sanitize sanitize-test
+
+sanitize:
+	cmake -S $(TOP) -B $(ASAN_BUILD)/cmake -DONDEMAND_SANITIZE=ON -DONDEMAND_BIN_DIR=$(ASAN_BUILD)/bin >/dev/null
+	cmake --build $(ASAN_BUILD)/cmake -j$(JOBS) --target ondemand-helperd ondemandctl \
+	  ondemand-testapp ondemand-unit-tests ondemand-integration-tests
+
+sanitize-test: sanitize
+	scripts/sanitize-test
 
 demo: deps build
 	scripts/demo

@@ -309,6 +309,11 @@ parse_result parse_app_file(const std::string& path, std::string_view text) {
         while (in >> h) {
             if (!valid_host_name(h)) {
                 error(at("HOSTS"), "HOSTS", "\"" + h + "\" is not a valid host name");
+            } else if (h == "default" || h == "include" || h == "hostnames" || h == "volatile") {
+                // `default APP;` in gen-nginx's map would route every unknown host to the app,
+                // `include APP;` read a file (found by tests/fuzz/fuzz_app_file.cpp)
+                error(at("HOSTS"), "HOSTS",
+                      "\"" + h + "\" is a keyword of nginx's map, not a host name");
             } else {
                 app.hosts.push_back(h);
             }

@@ -1,6 +1,35 @@
 #include "gen_nginx.h"
 
+#include <algorithm>
+#include <string_view>
+
 namespace ondemand::ctl {
+
+namespace {
+
+// One word of nginx's configuration: as it is when it holds only characters nginx's tokenizer
+// passes through, else double-quoted with `"` and `\` escaped. A READY=http:/path may hold `;`,
+// `{`, `#`, quotes...: unquoted, they would end the directive or open a block (found by
+// tests/fuzz/fuzz_app_file.cpp).
+std::string word(const std::string& s) {
+    auto plain = [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               std::string_view("._:/@=*+,%!?&-").find(c) != std::string_view::npos;
+    };
+    if (!s.empty() && std::all_of(s.begin(), s.end(), plain)) {
+        return s;
+    }
+    std::string q = "\"";
+    for (char c : s) {
+        if (c == '"' || c == '\\') {
+            q += '\\';
+        }
+        q += c;
+    }
+    return q + '"';
+}
+
+} // namespace
 
 std::string gen_nginx(const std::vector<app_config>& apps, const gen_options& opts) {
     std::string out;
@@ -15,10 +44,10 @@ std::string gen_nginx(const std::vector<app_config>& apps, const gen_options& op
            opts.variable + "; }\n\n";
     for (const app_config& a : apps) {
         out += "upstream " + a.name + " {\n";
-        out += "    server unix:" + opts.socket_dir + "/" + a.name + "/app.sock;\n";
+        out += "    server " + word("unix:" + opts.socket_dir + "/" + a.name + "/app.sock") + ";\n";
         out += "    ondemand unit=" + a.unit();
         if (a.ready != "connect") {
-            out += " ready=" + a.ready;
+            out += " " + word("ready=" + a.ready);
         }
         if (!a.start_timeout.empty()) {
             out += " start_timeout=" + a.start_timeout;

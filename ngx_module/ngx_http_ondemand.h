@@ -5,7 +5,8 @@
  * call in one another.  The files call each other in one direction only
  * (docs/design.md, "Code map"):
  *
- *   module -> upstream -> handler -> lifecycle -> queue, helper, zone
+ *   module -> upstream -> handler -> lifecycle -> upkeep -> queue, helper,
+ *   zone
  *
  * (each may also call any file further down: scripts/module-calls checks).
  * helper calls upward only through the callbacks that init_process sets.
@@ -36,6 +37,10 @@ namespace proto = ondemand::proto;
 #define NGX_HTTP_ONDEMAND_WARM_RETRY_MAX   60000
 #define NGX_HTTP_ONDEMAND_RETRY_AFTER      "5"
 #define NGX_HTTP_ONDEMAND_STOP_WATCH       10
+/* how long an orphan's STOP may take before it is sent again */
+#define NGX_HTTP_ONDEMAND_ORPHAN_STOP      30000
+/* the upkeep's interval when no app has an idle timeout */
+#define NGX_HTTP_ONDEMAND_UPKEEP           1000
 
 
 extern "C" {
@@ -49,6 +54,12 @@ typedef struct ngx_http_ondemand_main_conf_s  ngx_http_ondemand_main_conf_t;
 typedef struct {
     ngx_rbtree_t                   rbtree;
     ngx_rbtree_node_t              sentinel;
+    /* records of apps that no configuration names any more */
+    ngx_queue_t                    orphans;
+    /* counted at each load of the configuration into the zone */
+    uint64_t                       config;
+    /* which worker process counts in which slot of the records */
+    ondemand::worker_slot_table    slots;
     /* sent in HELLO by every worker: helperd's name for this nginx */
     u_char                         instance[NGX_HTTP_ONDEMAND_INSTANCE_LEN];
 } ngx_http_ondemand_shctx_t;
@@ -58,6 +69,7 @@ typedef struct {
     ngx_http_ondemand_shctx_t     *sh;
     ngx_slab_pool_t               *shpool;
     ngx_http_ondemand_main_conf_t *main_conf;
+    uint64_t                       config;        /* this cycle's */
 } ngx_http_ondemand_zone_ctx_t;
 
 
@@ -143,7 +155,8 @@ typedef enum {
     NGX_HTTP_ONDEMAND_QUEUE_FULL,
     NGX_HTTP_ONDEMAND_TIMEOUT,
     NGX_HTTP_ONDEMAND_FAILED,
-    NGX_HTTP_ONDEMAND_UNAVAILABLE
+    NGX_HTTP_ONDEMAND_UNAVAILABLE,
+    NGX_HTTP_ONDEMAND_ABANDONED       /* the client left while it was held */
 } ngx_http_ondemand_outcome_e;
 
 
@@ -155,6 +168,9 @@ typedef struct {
     ngx_queue_t                    queue;
     ngx_msec_t                     held_since;
     ngx_int_t                      status;        /* to finalize with */
+    /* held: the start timeout's timer, and posted to wake the request */
+    ngx_event_t                    wake;
+    ngx_http_posted_request_t      posted;
     unsigned                       queued:1;
 } ngx_http_ondemand_ctx_t;
 
@@ -199,7 +215,8 @@ ngx_int_t ngx_http_ondemand_wrap_upstream(ngx_conf_t *cf,
 ngx_int_t ngx_http_ondemand_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_ondemand_add_variables(ngx_conf_t *cf);
 ngx_uint_t ngx_http_ondemand_is_warm(ngx_http_ondemand_ctx_t *ctx);
-ngx_int_t ngx_http_ondemand_unwarm(ngx_http_request_t *r);
+ngx_int_t ngx_http_ondemand_unwarm(ngx_http_request_t *r,
+    ngx_http_ondemand_app_t *app);
 
 /* ngx_http_ondemand_lifecycle.cpp */
 extern ngx_http_ondemand_helper_handlers_t  ngx_http_ondemand_lifecycle;
@@ -233,8 +250,18 @@ void ngx_http_ondemand_helper_arm_deadline(void);
 ngx_connection_t *ngx_http_ondemand_unix_connect(struct sockaddr *sockaddr,
     socklen_t socklen, ngx_log_t *log, ngx_err_t *err);
 
+/* ngx_http_ondemand_upkeep.cpp */
+void ngx_http_ondemand_upkeep(void);
+void ngx_http_ondemand_upkeep_reply(const proto::message &m);
+
 /* ngx_http_ondemand_zone.cpp */
 ngx_int_t ngx_http_ondemand_init_zone(ngx_shm_zone_t *shm_zone, void *data);
+void ngx_http_ondemand_zone_join(ngx_cycle_t *cycle);
+void ngx_http_ondemand_zone_leave(void);
+void ngx_http_ondemand_zone_reap(void);
+ngx_uint_t ngx_http_ondemand_zone_orphan_to_stop(proto::message *msg,
+    u_char *name, u_char *unit);
+void ngx_http_ondemand_zone_orphan_reply(const proto::message &m);
 ngx_http_ondemand_app_t *ngx_http_ondemand_find_app(
     ngx_http_ondemand_main_conf_t *omcf, u_char *name, size_t len);
 void ngx_http_ondemand_lock(void);

@@ -1,9 +1,10 @@
 
 /*
- * ngx_http_ondemand_handler: the precontent phase handler.  A warm request
- * goes on to the proxy module at once; any other is held, refused or
- * proxied, and every verdict leaves through ngx_http_ondemand_finish().
- * Also the hold handler (woken or timed out requests) and the variables.
+ * ngx_http_ondemand_handler: the precontent phase handler, for main requests
+ * and subrequests alike.  A warm request goes on to the proxy module at once;
+ * any other is held, refused or proxied, and every verdict leaves through
+ * ngx_http_ondemand_finish().  Also the resumption of held requests (woken,
+ * timed out, or left by their client) and the variables.
  *
  * Must not call: the upstream peer or the helper connection; helperd is
  * asked through lifecycle.
@@ -25,7 +26,9 @@ static ngx_int_t ngx_http_ondemand_proxy(ngx_http_request_t *r,
     ngx_http_ondemand_app_t *app);
 static ngx_int_t ngx_http_ondemand_hold(ngx_http_request_t *r,
     ngx_http_ondemand_ctx_t *ctx, ondemand::request_action action);
-static void ngx_http_ondemand_hold_handler(ngx_http_request_t *r);
+static void ngx_http_ondemand_resume(ngx_event_t *ev);
+static void ngx_http_ondemand_hold_read(ngx_http_request_t *r);
+static ngx_uint_t ngx_http_ondemand_client_gone(ngx_http_request_t *r);
 static void ngx_http_ondemand_timed_out(ngx_http_request_t *r,
     ngx_http_ondemand_ctx_t *ctx);
 static void ngx_http_ondemand_cleanup(void *data);
@@ -54,7 +57,8 @@ static ngx_str_t  ngx_http_ondemand_outcomes[] = {
     ngx_string("queued-full"),
     ngx_string("timeout"),
     ngx_string("failed"),
-    ngx_string("unavailable")
+    ngx_string("unavailable"),
+    ngx_string("abandoned")
 };
 
 
@@ -75,10 +79,6 @@ ngx_http_ondemand_handler(ngx_http_request_t *r)
     ngx_int_t                      rc;
     ngx_http_ondemand_ctx_t       *ctx;
     ngx_http_ondemand_loc_conf_t  *olcf;
-
-    if (r != r->main) {
-        return NGX_DECLINED;
-    }
 
     olcf = (ngx_http_ondemand_loc_conf_t *)
                ngx_http_get_module_loc_conf(r, ngx_http_ondemand_module);
@@ -142,6 +142,7 @@ ngx_http_ondemand_new_request(ngx_http_request_t *r,
     app = ngx_http_ondemand_find_app(omcf, name.data, name.len);
 
     if (app == NULL) {
+        /* a client's choice (a Host header), not the server's fault */
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "ondemand: no app named \"%V\"", &name);
         return NGX_HTTP_NOT_FOUND;
@@ -191,6 +192,24 @@ ngx_http_ondemand_admit(ngx_http_request_t *r, ngx_http_ondemand_ctx_t *ctx)
     ondemand::request_action        action;
 
     app = ctx->app;
+
+    /*
+     * A client that sent its request and closed at once, or left while it
+     * was held: nothing reports such a close (the read event came and went
+     * with the request), so look, before it takes a queue place, starts the
+     * app, or is sent on to it.
+     */
+
+    if (ngx_http_ondemand_client_gone(r)) {
+        ctx->outcome = NGX_HTTP_ONDEMAND_ABANDONED;
+
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "ondemand: client closed the connection before app "
+                      "\"%V\" was ready", &app->conf.name);
+
+        return ngx_http_ondemand_finish(r, ctx,
+                                        NGX_HTTP_CLIENT_CLOSED_REQUEST);
+    }
 
     omcf = (ngx_http_ondemand_main_conf_t *)
                ngx_http_get_module_main_conf(r, ngx_http_ondemand_module);
@@ -316,8 +335,10 @@ ngx_http_ondemand_proxy(ngx_http_request_t *r, ngx_http_ondemand_app_t *app)
 
 /*
  * The request is counted in the app's held requests (by the caller).  It
- * waits, like limit_req's delayed requests, on its write event: woken by the
- * queue, or by its timer at the start timeout.
+ * waits on its own event (ctx->wake): the queue posts it to wake the
+ * request, its timer fires at the start timeout.  Its own event, not the
+ * connection's, so that a subrequest (auth_request, mirror, SSI) can be held
+ * like a main request; it resumes as a posted request.
  */
 
 static ngx_int_t
@@ -325,11 +346,9 @@ ngx_http_ondemand_hold(ngx_http_request_t *r, ngx_http_ondemand_ctx_t *ctx,
     ondemand::request_action action)
 {
     ngx_msec_t                deadline;
-    ngx_event_t              *wev;
     ngx_http_ondemand_app_t  *app;
 
     app = ctx->app;
-    wev = r->connection->write;
 
     ngx_http_ondemand_queue_add(ctx);
 
@@ -340,14 +359,17 @@ ngx_http_ondemand_hold(ngx_http_request_t *r, ngx_http_ondemand_ctx_t *ctx,
         return ngx_http_ondemand_finish(r, ctx, ctx->status);
     }
 
-    if (!wev->timer_set) {
-        ngx_add_timer(wev, deadline - ngx_current_msec);
+    ctx->wake.handler = ngx_http_ondemand_resume;
+    ctx->wake.data = ctx;
+    ctx->wake.log = r->connection->log;
+
+    ngx_add_timer(&ctx->wake, deadline - ngx_current_msec);
+
+    if (r == r->main) {
+        r->read_event_handler = ngx_http_ondemand_hold_read;
     }
 
-    wev->delayed = 1;
-
-    r->read_event_handler = ngx_http_test_reading;
-    r->write_event_handler = ngx_http_ondemand_hold_handler;
+    r->write_event_handler = ngx_http_request_empty_handler;
 
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "ondemand: holding request for app \"%V\", action %d, "
@@ -365,42 +387,127 @@ ngx_http_ondemand_hold(ngx_http_request_t *r, ngx_http_ondemand_ctx_t *ctx,
 }
 
 
+/* woken (posted by the queue) or timed out: the handler runs again */
+
 static void
-ngx_http_ondemand_hold_handler(ngx_http_request_t *r)
+ngx_http_ondemand_resume(ngx_event_t *ev)
 {
-    ngx_event_t              *wev;
+    ngx_connection_t         *c;
+    ngx_http_request_t       *r;
     ngx_http_ondemand_ctx_t  *ctx;
 
-    wev = r->connection->write;
-    ctx = (ngx_http_ondemand_ctx_t *)
-              ngx_http_get_module_ctx(r, ngx_http_ondemand_module);
+    ctx = (ngx_http_ondemand_ctx_t *) ev->data;
+    r = ctx->request;
+    c = r->connection;
 
-    if (ctx->queued) {
+    ngx_http_set_log_request(c->log, r);
 
-        if (wev->delayed) {
-            /* not our event: keep holding */
+    if (ev->timedout) {
+        ev->timedout = 0;
 
-            if (ngx_handle_write_event(wev, 0) != NGX_OK) {
-                ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-            }
-
-            return;
+        if (ctx->queued) {
+            ngx_http_ondemand_timed_out(r, ctx);
         }
-
-        ngx_http_ondemand_timed_out(r, ctx);
     }
 
-    /* woken or timed out: the handler runs again and finishes */
-
-    if (ngx_handle_read_event(r->connection->read, 0) != NGX_OK) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+    if (ctx->queued) {
         return;
     }
 
-    r->read_event_handler = ngx_http_block_reading;
+    if (r == r->main) {
+        if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            ngx_http_run_posted_requests(c);
+            return;
+        }
+
+        r->read_event_handler = ngx_http_block_reading;
+    }
+
     r->write_event_handler = ngx_http_core_run_phases;
 
-    ngx_http_core_run_phases(r);
+    ctx->posted.request = r;
+    ctx->posted.next = NULL;
+
+    (void) ngx_http_post_request(r, &ctx->posted);
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+/* a read event while held: the client may have closed the connection */
+
+static void
+ngx_http_ondemand_hold_read(ngx_http_request_t *r)
+{
+    ngx_http_ondemand_ctx_t  *ctx;
+
+    ctx = (ngx_http_ondemand_ctx_t *)
+              ngx_http_get_module_ctx(r, ngx_http_ondemand_module);
+
+    if (ctx && ctx->queued && ngx_http_ondemand_client_gone(r)) {
+        ctx->outcome = NGX_HTTP_ONDEMAND_ABANDONED;
+        ctx->wait_time = ngx_current_msec - ctx->held_since;
+    }
+
+    /* finalizes the request (499) if the client is gone */
+    ngx_http_test_reading(r);
+}
+
+
+/*
+ * Has the client of this main request closed its connection?  The same test
+ * as ngx_http_test_reading(), without finalizing.  A subrequest's client is
+ * its main request's (it notices), and an HTTP/2 stream's end comes from the
+ * HTTP/2 module.
+ */
+
+static ngx_uint_t
+ngx_http_ondemand_client_gone(ngx_http_request_t *r)
+{
+    int                n;
+    char               buf[1];
+    ngx_err_t          err;
+    ngx_event_t       *rev;
+    ngx_connection_t  *c;
+
+    if (r != r->main) {
+        return 0;
+    }
+
+#if (NGX_HTTP_V2)
+    if (r->stream) {
+        return 0;
+    }
+#endif
+
+    c = r->connection;
+    rev = c->read;
+
+    if (c->error || rev->eof) {
+        return 1;
+    }
+
+#if (NGX_HAVE_EPOLLRDHUP)
+
+    if ((ngx_event_flags & NGX_USE_EPOLL_EVENT) && ngx_use_epoll_rdhup) {
+        return rev->pending_eof;
+    }
+
+#endif
+
+    n = recv(c->fd, buf, 1, MSG_PEEK);
+
+    if (n == 0) {
+        return 1;
+    }
+
+    if (n == -1) {
+        err = ngx_socket_errno;
+        return err != NGX_EAGAIN;
+    }
+
+    return 0;
 }
 
 
@@ -426,6 +533,14 @@ ngx_http_ondemand_cleanup(void *data)
 
     /* the client went away, or the request ended while held */
     ngx_http_ondemand_unqueue(ctx);
+
+    if (ctx->wake.timer_set) {
+        ngx_del_timer(&ctx->wake);
+    }
+
+    if (ctx->wake.posted) {
+        ngx_delete_posted_event(&ctx->wake);
+    }
 }
 
 
@@ -441,32 +556,33 @@ ngx_http_ondemand_warm_cleanup(void *data)
 /*
  * A warm request whose app turned out not to listen (the upstream found its
  * socket refused or missing, and re-runs the request from this handler):
- * its warm count ends, and it gets a context of its own, so that the handler
- * admits it under the zone mutex like any request that missed the warm
- * path.  The request is never warm again, so it is re-run once at most.
+ * its warm count for the app ends, and it gets a context of its own, so that
+ * the handler admits it under the zone mutex like any request that missed
+ * the warm path.  The request is never warm again, so it is re-run once at
+ * most.  NGX_DECLINED: the request is not counted warm for this app (it
+ * named another app than its upstream's), nothing changed.
  */
 
 ngx_int_t
-ngx_http_ondemand_unwarm(ngx_http_request_t *r)
+ngx_http_ondemand_unwarm(ngx_http_request_t *r,
+    ngx_http_ondemand_app_t *app)
 {
-    ngx_pool_cleanup_t       *cln;
-    ngx_http_ondemand_app_t  *app;
+    ngx_pool_cleanup_t       *cln, *warm;
     ngx_http_ondemand_ctx_t  *ctx;
 
-    for (cln = r->pool->cleanup; cln; cln = cln->next) {
-        if (cln->handler == ngx_http_ondemand_warm_cleanup) {
+    /* subrequests share the pool: the request's own warm count is the app's */
+
+    for (warm = r->pool->cleanup; warm; warm = warm->next) {
+        if (warm->handler == ngx_http_ondemand_warm_cleanup
+            && warm->data == app)
+        {
             break;
         }
     }
 
-    if (cln == NULL) {
-        return NGX_ERROR;
+    if (warm == NULL) {
+        return NGX_DECLINED;
     }
-
-    app = (ngx_http_ondemand_app_t *) cln->data;
-
-    cln->handler = NULL;
-    ngx_http_ondemand_warm_cleanup(app);
 
     ctx = (ngx_http_ondemand_ctx_t *)
               ngx_pcalloc(r->pool, sizeof(ngx_http_ondemand_ctx_t));
@@ -478,6 +594,9 @@ ngx_http_ondemand_unwarm(ngx_http_request_t *r)
     if (cln == NULL) {
         return NGX_ERROR;
     }
+
+    warm->handler = NULL;
+    ngx_http_ondemand_warm_cleanup(app);
 
     ctx->app = app;
     ctx->request = r;
@@ -503,8 +622,9 @@ ngx_http_ondemand_variable_ctx(ngx_http_request_t *r,
 {
     ngx_http_ondemand_ctx_t  *ctx;
 
+    /* a subrequest's own, as its log line (log_subrequest) should say */
     ctx = (ngx_http_ondemand_ctx_t *)
-              ngx_http_get_module_ctx(r->main, ngx_http_ondemand_module);
+              ngx_http_get_module_ctx(r, ngx_http_ondemand_module);
 
     if (ctx == NULL) {
         v->not_found = 1;

@@ -60,13 +60,15 @@ ngx_http_ondemand_lifecycle_init(ngx_cycle_t *cycle,
         app->worker.warm_backoff = NGX_HTTP_ONDEMAND_WARM_RETRY_MIN;
     }
 
-    if (omcf->idle_interval) {
-        ngx_http_ondemand_idle_ev.handler = ngx_http_ondemand_idle_scan;
-        ngx_http_ondemand_idle_ev.log = cycle->log;
-        ngx_http_ondemand_idle_ev.cancelable = 1;
+    /* the scan also does the zone's upkeep: it runs even if no app idles */
 
-        ngx_add_timer(&ngx_http_ondemand_idle_ev, omcf->idle_interval);
-    }
+    ngx_http_ondemand_idle_ev.handler = ngx_http_ondemand_idle_scan;
+    ngx_http_ondemand_idle_ev.log = cycle->log;
+    ngx_http_ondemand_idle_ev.cancelable = 1;
+
+    ngx_add_timer(&ngx_http_ondemand_idle_ev, omcf->idle_interval
+                                              ? omcf->idle_interval
+                                              : NGX_HTTP_ONDEMAND_UPKEEP);
 }
 
 
@@ -222,7 +224,8 @@ ngx_http_ondemand_on_message(const proto::message &m)
     app = ngx_http_ondemand_find_app(ngx_http_ondemand_cycle_conf(),
                                      (u_char *) m.app.data(), m.app.size());
     if (app == NULL) {
-        /* an app of another configuration (e.g. before a reload) */
+        /* an app of another configuration (e.g. removed by a reload) */
+        ngx_http_ondemand_upkeep_reply(m);
         return;
     }
 
@@ -584,6 +587,8 @@ ngx_http_ondemand_idle_scan(ngx_event_t *ev)
     omcf = ngx_http_ondemand_cycle_conf();
     apps = (ngx_http_ondemand_app_t **) omcf->apps.elts;
 
+    ngx_http_ondemand_upkeep();
+
     /* a stop needs the helper: without it, apps stay up rather than half-stopped */
 
     for (i = 0;
@@ -648,7 +653,8 @@ ngx_http_ondemand_idle_scan(ngx_event_t *ev)
         ngx_http_ondemand_send_stop(app);
     }
 
-    ngx_add_timer(ev, omcf->idle_interval);
+    ngx_add_timer(ev, omcf->idle_interval ? omcf->idle_interval
+                                          : NGX_HTTP_ONDEMAND_UPKEEP);
 }
 
 

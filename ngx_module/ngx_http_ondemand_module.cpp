@@ -577,6 +577,9 @@ ngx_http_ondemand_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
+    /* a slot for this worker's counts in the zone's records */
+    ngx_http_ondemand_zone_join(cycle);
+
     ngx_http_ondemand_queue_init();
     ngx_http_ondemand_lifecycle_init(cycle, omcf);
 
@@ -589,5 +592,16 @@ ngx_http_ondemand_init_process(ngx_cycle_t *cycle)
 static void
 ngx_http_ondemand_exit_process(ngx_cycle_t *cycle)
 {
+    ngx_http_ondemand_main_conf_t  *omcf;
+
+    omcf = (ngx_http_ondemand_main_conf_t *)
+               ngx_http_cycle_get_module_main_conf(cycle,
+                                                   ngx_http_ondemand_module);
+
+    if (omcf == NULL || omcf->apps.nelts == 0) {
+        return;
+    }
+
     ngx_http_ondemand_helper_exit();
+    ngx_http_ondemand_zone_leave();
 }

@@ -87,7 +87,6 @@ ngx_http_ondemand_wake_all(ngx_http_ondemand_app_t *app, ngx_int_t status,
 {
     ngx_uint_t                n;
     ngx_queue_t              *q;
-    ngx_event_t              *wev;
     ngx_http_ondemand_ctx_t  *ctx;
 
     if (status == 0 && app->worker.release_ev.timer_set) {
@@ -113,14 +112,13 @@ ngx_http_ondemand_wake_all(ngx_http_ondemand_app_t *app, ngx_int_t status,
         ctx->status = status;
         ctx->outcome = outcome;
 
-        wev = ctx->request->connection->write;
+        /* the handler set ctx->wake up to resume the request */
 
-        if (wev->timer_set) {
-            ngx_del_timer(wev);
+        if (ctx->wake.timer_set) {
+            ngx_del_timer(&ctx->wake);
         }
 
-        wev->delayed = 0;
-        ngx_post_event(wev, &ngx_posted_events);
+        ngx_post_event(&ctx->wake, &ngx_posted_events);
     }
 
     if (status != 0 && app->worker.release_ev.timer_set) {

@@ -626,10 +626,11 @@ ngx_http_ondemand_connect_retry(ngx_event_t *ev)
  * The app's socket refused the connection or is missing: nothing listens,
  * the app is cold (helperd's DOWN cannot have come if helperd was down when
  * the app went away).  Returns 1 when the request is to be held rather than
- * failed: a main request that took the warm path, so the app was ready a
- * moment ago, and whose body is buffered, so that it can be sent again.
- * Any other request fails with 502 as nginx's own connect would; a held
- * request that was just released is never re-run twice.
+ * failed: a main request that took the warm path for this app, so the app
+ * was ready a moment ago, and whose body is buffered, so that it can be sent
+ * again; its warm count has then ended (ngx_http_ondemand_unwarm()).  Any
+ * other request fails with 502 as nginx's own connect would; a request is
+ * never re-run twice.
  */
 
 static ngx_uint_t
@@ -652,7 +653,8 @@ ngx_http_ondemand_app_gone(ngx_http_ondemand_peer_t *pd, ngx_err_t err)
               ngx_http_get_module_ctx(r, ngx_http_ondemand_module);
 
     rerun = (r == r->main && ngx_http_ondemand_is_warm(ctx)
-             && !r->request_body_no_buffering);
+             && !r->request_body_no_buffering
+             && ngx_http_ondemand_unwarm(r, app) == NGX_OK);
 
     ngx_log_error(NGX_LOG_WARN, pd->peer->log, err,
                   "ondemand: app \"%V\" is not running%s (connect() to %V), "
@@ -670,8 +672,9 @@ ngx_http_ondemand_app_gone(ngx_http_ondemand_peer_t *pd, ngx_err_t err)
  * it arrived in the precontent phase again: the upstream is ended the way
  * ngx_http_upstream_create() ends an earlier one (a reference for the
  * request, then the upstream's own cleanup, which frees the peer, closes the
- * connection with its timers, and drops the reference), the warm count ends
- * (ngx_http_ondemand_unwarm()), and the phases run again from the handler,
+ * connection with its timers, and drops the reference; the warm count
+ * ended already, in ngx_http_ondemand_app_gone()), and the phases run again
+ * from the handler,
  * which holds the request (and starts the app), or proxies it if the app is
  * ready again.  The content handler (proxy_pass) stays; a new upstream takes
  * the buffered body.  Nothing before the precontent phase runs twice.
@@ -713,7 +716,7 @@ ngx_http_ondemand_rerun(ngx_event_t *ev)
         }
     }
 
-    if (ph[i].checker == NULL || ngx_http_ondemand_unwarm(r) != NGX_OK) {
+    if (ph[i].checker == NULL) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
 
     } else {

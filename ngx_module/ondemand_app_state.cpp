@@ -200,29 +200,60 @@ bool abandon_start(app_record& r, std::int64_t pid) {
     return true;
 }
 
-std::size_t claim_worker_slot(worker_slot_table& t, std::int64_t pid, process_alive_fn alive,
-                              bool& reclaimed) {
+std::size_t claim_worker_slot(worker_slot_table& t, std::int64_t pid, std::uint64_t config,
+                              process_alive_fn alive, bool& reclaimed) {
     reclaimed = false;
     std::size_t gone = 0;
-    for (std::size_t i = 1; i < worker_slots; ++i) {
+    std::size_t slot = 0;
+    for (std::size_t i = 1; i < worker_slots && slot == 0; ++i) {
         std::int64_t owner = t.pid[i].load();
         if (owner == 0 || owner == pid) {
             // the same pid as a slot's owner: that owner died and its pid was reused for us
             reclaimed = owner == pid;
-            t.pid[i].store(pid);
-            this_worker_slot = i;
-            return i;
-        }
-        if (gone == 0 && !alive(owner)) {
+            slot = i;
+        } else if (gone == 0 && !alive(owner)) {
             gone = i;
         }
     }
-    if (gone != 0) {
-        t.pid[gone].store(pid);
+    if (slot == 0 && gone != 0) {
+        slot = gone;
         reclaimed = true;
     }
-    this_worker_slot = gone;
-    return gone;
+    if (slot != 0) {
+        t.pid[slot].store(pid);
+        t.config[slot].store(config);
+    } else if (std::uint64_t shared = t.shared_config.load(); shared == 0 || config < shared) {
+        t.shared_config.store(config);
+    }
+    this_worker_slot = slot;
+    return slot;
+}
+
+bool older_workers_alive(const worker_slot_table& t, std::uint64_t config,
+                         process_alive_fn alive) {
+    std::uint64_t shared = t.shared_config.load();
+    if (shared != 0 && shared < config) {
+        return true;
+    }
+    for (std::size_t i = 1; i < worker_slots; ++i) {
+        std::int64_t owner = t.pid[i].load();
+        if (owner != 0 && t.config[i].load() < config && alive(owner)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool begin_orphan_stop(app_record& r, std::int64_t pid, std::uint64_t now_ms, std::uint64_t stop_ms) {
+    app_state s = r.state.load();
+    if (s == app_state::cold || r.held.load() != 0) {
+        return false;
+    }
+    bool settled = s == app_state::ready || s == app_state::frozen;
+    if (!settled && now_ms < r.deadline_ms.load()) {
+        return false; // a start or stop that may still report back
+    }
+    return stop_unless_busy(r, pid, now_ms, stop_ms);
 }
 
 std::uint64_t reap_dead_workers(worker_slot_table& t, process_alive_fn alive) {

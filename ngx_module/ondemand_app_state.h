@@ -185,9 +185,14 @@ bool on_down(app_record& r);
 // next request tries again. Returns true when it applied.
 bool abandon_start(app_record& r, std::int64_t pid);
 
-// Which worker process owns which slot of the per_worker_count records; it lives in the zone.
+// Which worker process owns which slot of the per_worker_count records, and which
+// configuration (generation, counted by the zone at each load) it runs; it lives in the zone.
 struct worker_slot_table {
     std::array<std::atomic<std::int64_t>, worker_slots> pid{}; // 0: free; slot 0 is never owned
+    std::array<std::atomic<std::uint64_t>, worker_slots> config{};
+    // The oldest configuration that ever had to share slot 0 (0: none): such workers cannot be
+    // told apart, so records they might use are kept for good.
+    std::atomic<std::uint64_t> shared_config{0};
 };
 
 // Tells whether a process still exists (the caller's kill(pid, 0)).
@@ -196,8 +201,23 @@ using process_alive_fn = bool (*)(std::int64_t pid);
 // Under the zone mutex: gives `pid` a slot of its own, a free one or one whose owner is gone
 // (its counts must then be cleared with clear_worker_counts()); 0 when every slot is taken by a
 // live process. Sets this_worker_slot.
-std::size_t claim_worker_slot(worker_slot_table& t, std::int64_t pid, process_alive_fn alive,
-                              bool& reclaimed);
+std::size_t claim_worker_slot(worker_slot_table& t, std::int64_t pid, std::uint64_t config,
+                              process_alive_fn alive, bool& reclaimed);
+
+// Could a live worker still run a configuration older than `config` (and so still use a record
+// that `config` no longer names)? Under the zone mutex.
+bool older_workers_alive(const worker_slot_table& t, std::uint64_t config,
+                         process_alive_fn alive);
+
+// A record of an app that no configuration names any more, under the zone mutex: true when it
+// has nothing in flight or held and runs (or may run: a start or stop that never reported back
+// by its deadline), so the caller must send STOP; it is then stopping until `now + stop_ms`.
+bool begin_orphan_stop(app_record& r, std::int64_t pid, std::uint64_t now_ms, std::uint64_t stop_ms);
+
+// Can such a record be freed: cold, with nothing in flight or held?
+inline bool orphan_idle(const app_record& r) {
+    return r.state.load() == app_state::cold && r.in_flight.load() == 0 && r.held.load() == 0;
+}
 
 // Under the zone mutex: frees the slots of processes that are gone and returns them as a bit
 // mask (bit i: slot i), for the caller to clear their counts in every record.

@@ -11,9 +11,12 @@
 #   $SYSTEMD_UNIT_DIR/ondemand-*.service, .socket               (default $PREFIX/lib/systemd/system)
 #   $POLKIT_RULES_DIR/50-ondemand.rules                         (default /etc/polkit-1/rules.d;
 #                                                                /usr/share/... when PREFIX=/usr)
-#   $PREFIX/share/ondemand/ondemand-helperd.service.d/nonroot.conf  (an opt-in drop-in)
+#   $PREFIX/share/ondemand/ondemand-helperd.service.d/root.conf  (opt-in: helperd as root)
 #   $PREFIX/share/doc/ondemand/*.md and examples/
+#   /etc/ondemand/helperd.toml (helperd's settings; only when missing, never removed)
 #   /etc/ondemand/apps/ (created; existing app files are never touched or removed)
+# and the system user `ondemand` that the helperd unit runs as (unless it exists; under a
+# DESTDIR only when DESTDIR/etc/passwd exists, with useradd --root; never removed).
 set -euo pipefail
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -32,6 +35,7 @@ else
   POLKIT_RULES_DIR=${POLKIT_RULES_DIR:-/etc/polkit-1/rules.d}
 fi
 SYSCONF_DIR=${SYSCONF_DIR:-/etc/ondemand}
+HELPERD_USER=ondemand
 SBINDIR=$PREFIX/sbin
 BINDIR=$PREFIX/bin
 DATADIR=$PREFIX/share/ondemand
@@ -56,28 +60,64 @@ manifest() {
   local u d
   for u in "${UNITS[@]}"; do echo "$SYSTEMD_UNIT_DIR/$u"; done
   echo "$POLKIT_RULES_DIR/50-ondemand.rules"
-  echo "$DATADIR/ondemand-helperd.service.d/nonroot.conf"
+  echo "$DATADIR/ondemand-helperd.service.d/root.conf"
   for d in "${DOCS[@]}"; do [ -e "$TOP/$d" ] && echo "$DOCDIR/$(basename "$d")"; done
   echo "$DOCDIR/examples/blog.conf"
   echo "$DOCDIR/examples/nginx-ondemand.conf"
+  echo "$DOCDIR/examples/helperd.toml"
+  echo "$SYSCONF_DIR/helperd.toml"
 }
 
 # Units and docs name the installed paths: rewrite the /usr/local defaults for this PREFIX.
 rewrite() {
   sed -e "s|/usr/local/sbin/ondemand-helperd|$SBINDIR/ondemand-helperd|g" \
       -e "s|/usr/local/share/doc/ondemand|$DOCDIR|g" \
-      -e "s|/usr/local/bin/ondemandctl|$BINDIR/ondemandctl|g" "$1"
+      -e "s|/usr/local/bin/ondemandctl|$BINDIR/ondemandctl|g" \
+      -e "s|/etc/ondemand/helperd.toml|$SYSCONF_DIR/helperd.toml|g" "$1"
 }
 
 put() { # put MODE SRC DEST [rewrite]
   local mode=$1 src=$2 dest=$DESTDIR$3
-  install -d -m 0755 "$(dirname "$dest")"
+  # an existing directory keeps its mode (/etc/polkit-1/rules.d is 0700 on Debian)
+  [ -d "$(dirname "$dest")" ] || install -d -m 0755 "$(dirname "$dest")"
   if [ "${4:-}" = rewrite ]; then
     rewrite "$src" > "$dest.tmp.$$"
     chmod "$mode" "$dest.tmp.$$"
     mv -f "$dest.tmp.$$" "$dest"
   else
     install -m "$mode" "$src" "$dest"
+  fi
+}
+
+# The system user helperd runs as (units/ondemand-helperd.service: User=ondemand). Created only
+# when missing; on the real root with adduser (Debian) or useradd, under a DESTDIR only when it
+# holds an etc/passwd (useradd --root); otherwise the package's postinst must create it.
+create_user() {
+  if [ -n "$DESTDIR" ]; then
+    if [ ! -f "$DESTDIR/etc/passwd" ]; then
+      log "not creating the system user $HELPERD_USER under DESTDIR (no $DESTDIR/etc/passwd)"
+      return 0
+    fi
+    if grep -q "^$HELPERD_USER:" "$DESTDIR/etc/passwd"; then
+      log "system user $HELPERD_USER exists"
+      return 0
+    fi
+    useradd --root "$(cd "$DESTDIR" && pwd)" --system --user-group --no-create-home \
+      --home-dir /nonexistent --shell /usr/sbin/nologin --comment 'ondemand helper daemon' \
+      "$HELPERD_USER" 2>&1 | { grep -v 'missing or non-executable shell' || true; }
+    log "created the system user $HELPERD_USER under $DESTDIR"
+    return 0
+  fi
+  if getent passwd "$HELPERD_USER" >/dev/null; then
+    log "system user $HELPERD_USER exists"
+  elif command -v adduser >/dev/null; then
+    adduser --quiet --system --group --no-create-home --home /nonexistent \
+      --gecos 'ondemand helper daemon' "$HELPERD_USER"
+    log "created the system user $HELPERD_USER"
+  else
+    useradd --system --user-group --no-create-home --home-dir /nonexistent \
+      --shell /usr/sbin/nologin --comment 'ondemand helper daemon' "$HELPERD_USER"
+    log "created the system user $HELPERD_USER"
   fi
 }
 
@@ -99,17 +139,30 @@ do_install() {
   fi
   for f in "${UNITS[@]}"; do put 0644 "$TOP/units/$f" "$SYSTEMD_UNIT_DIR/$f" rewrite; done
   put 0644 "$TOP/units/50-ondemand.rules" "$POLKIT_RULES_DIR/50-ondemand.rules"
-  put 0644 "$TOP/units/ondemand-helperd.service.d/nonroot.conf" \
-    "$DATADIR/ondemand-helperd.service.d/nonroot.conf"
+  put 0644 "$TOP/units/ondemand-helperd.service.d/root.conf" \
+    "$DATADIR/ondemand-helperd.service.d/root.conf"
   for f in "${DOCS[@]}"; do
     [ -e "$TOP/$f" ] && put 0644 "$TOP/$f" "$DOCDIR/$(basename "$f")" rewrite
   done
   put 0644 "$TOP/units/examples/blog.conf" "$DOCDIR/examples/blog.conf"
   put 0644 "$TOP/units/examples/nginx-ondemand.conf" "$DOCDIR/examples/nginx-ondemand.conf" rewrite
   install -d -m 0755 "$DESTDIR$SYSCONF_DIR" "$DESTDIR$SYSCONF_DIR/apps"
+  # helperd's settings: the operator's file is never overwritten
+  if [ -e "$DESTDIR$SYSCONF_DIR/helperd.toml" ]; then
+    log "$SYSCONF_DIR/helperd.toml exists: kept (the shipped default is $DOCDIR/examples/helperd.toml)"
+  else
+    put 0644 "$TOP/units/helperd.toml" "$SYSCONF_DIR/helperd.toml"
+  fi
+  put 0644 "$TOP/units/helperd.toml" "$DOCDIR/examples/helperd.toml"
+  create_user
   log "installed into ${DESTDIR:-/} (PREFIX=$PREFIX)"
   if [ -z "$DESTDIR" ]; then
     log "next: systemctl daemon-reload && systemctl enable --now ondemand-helperd.socket"
+    log "      (helperd runs as $HELPERD_USER; polkit rule in $POLKIT_RULES_DIR; root: see units.md)"
+    if [ ! -x /usr/lib/polkit-1/polkitd ]; then
+      log "warning: polkitd is not installed: systemd will refuse $HELPERD_USER's start/stop calls;"
+      log "         apt install polkitd, or run helperd as root ($DATADIR/ondemand-helperd.service.d/root.conf)"
+    fi
     log "      then describe apps in $SYSCONF_DIR/apps/ (see $DOCDIR/install.md)"
   fi
 }
@@ -117,6 +170,7 @@ do_install() {
 do_uninstall() {
   local f
   while IFS= read -r f; do
+    case $f in "$SYSCONF_DIR"/*) continue ;; esac # the operator's settings stay
     if [ -e "$DESTDIR$f" ] || [ -L "$DESTDIR$f" ]; then
       rm -f "$DESTDIR$f"
     fi
@@ -125,7 +179,7 @@ do_uninstall() {
   for f in "$DOCDIR/examples" "$DOCDIR" "$DATADIR/ondemand-helperd.service.d" "$DATADIR"; do
     [ -d "$DESTDIR$f" ] && rmdir "$DESTDIR$f" 2>/dev/null || true
   done
-  log "removed from ${DESTDIR:-/} (PREFIX=$PREFIX); $SYSCONF_DIR is left as it is"
+  log "removed from ${DESTDIR:-/} (PREFIX=$PREFIX); $SYSCONF_DIR and the user $HELPERD_USER are left as they are"
   if [ -z "$DESTDIR" ]; then
     log "next: systemctl daemon-reload (and nginx -t && systemctl reload nginx)"
   fi
@@ -135,5 +189,5 @@ case "${1:-}" in
   install) do_install ;;
   uninstall) do_uninstall ;;
   list) manifest ;;
-  *) sed -n '2,20p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,19p' "$0" >&2; exit 2 ;;
 esac

@@ -3,6 +3,17 @@
 # only the paths and the bus rewritten for the sandbox): systemd socket-activates it on nginx's
 # first connection, and it starts an app (units/ondemand-exec@.service) through the sandbox's
 # systemd with all of its sandboxing on. So the hardening is known not to break it.
+# Also: the shipped settings are there (User=ondemand, LimitNOFILE, MemoryMax, TasksMax,
+# WatchdogSec, ExecReload, --config), helperd reads its config file (units/helperd.toml, as
+# install.sh installs it), `systemctl reload` re-reads it (same PID, new settings in force), and
+# the watchdog keeps helperd running (WATCHDOG=1 pings, no restart).
+#
+# User=ondemand is the one shipped setting the test bed cannot keep: the sandbox is a *user*
+# manager running as root, and a helperd running as another uid could neither join root's user
+# bus (dbus-daemon's session policy admits the bus owner's uid only) nor be authorised by the
+# user manager (polkit is not consulted there, and there is no polkitd on this machine). So the
+# test asserts the shipped User=/Group=/SupplementaryGroups= and runs helperd as root, as the
+# opt-in units/ondemand-helperd.service.d/root.conf would (installed here as that drop-in).
 
 use strict;
 use warnings;
@@ -12,6 +23,7 @@ use lib "$FindBin::Bin/lib";
 use Ondemand::Test;
 use Ondemand::Stack;
 use Ondemand::Containers;
+use File::Path qw(make_path);
 
 sandbox_up();
 
@@ -29,6 +41,13 @@ is($mkst, 0, 'inaccessible nodes made in the sandbox') or diag($mk);
 my $sock = testdir() . '/hd/helperd.sock';
 my $bin  = repo_root() . '/build/bin/ondemand-helperd';
 
+sub write_file {
+    my ($file, $text) = @_;
+    open(my $fh, '>', $file) or die "$file: $!";
+    print $fh $text;
+    close $fh or die "$file: $!";
+}
+
 sub template {
     my ($file) = @_;
     open(my $fh, '<', repo_root() . "/units/$file") or die "$file: $!";
@@ -36,19 +55,47 @@ sub template {
     return scalar <$fh>;
 }
 
-# The sandbox is a user manager: --user instead of --system, test paths instead of /run and
-# /usr/local, group root instead of www-data (nginx's workers run as root here). PrivateTmp= is
-# off because the sandbox's user bus lives under /tmp; everything else stays as shipped.
+# The shipped unit, before any rewriting.
+my $shipped = template('ondemand-helperd.service');
+like($shipped, qr/^User=ondemand$/m, 'shipped: runs as the system user ondemand');
+like($shipped, qr/^Group=ondemand$/m, 'shipped: with its group');
+like($shipped, qr{^ExecStart=/usr/local/sbin/ondemand-helperd --system --config /etc/ondemand/helperd\.toml$}m,
+    'shipped: reads /etc/ondemand/helperd.toml');
+like($shipped, qr{^ExecReload=/bin/kill -HUP \$MAINPID$}m, 'shipped: reload is SIGHUP');
+like($shipped, qr/^LimitNOFILE=65536$/m, 'shipped: LimitNOFILE=65536');
+like($shipped, qr/^MemoryMax=\S+$/m, 'shipped: MemoryMax');
+like($shipped, qr/^TasksMax=\d+$/m, 'shipped: TasksMax');
+like($shipped, qr/^WatchdogSec=30s$/m, 'shipped: WatchdogSec=30s');
+my $root_dropin = template('ondemand-helperd.service.d/root.conf');
+like($root_dropin, qr/^User=$/m, 'the root opt-in resets User=');
+
+# The sandbox is a user manager: --user instead of --system, test paths instead of /run, /etc
+# and /usr/local, group root instead of www-data (nginx's workers run as root here). PrivateTmp=
+# is off because the sandbox's user bus lives under /tmp; the shipped User= is reset by the root
+# drop-in (above); WatchdogSec= is shortened to 2 s in a second drop-in so that the test sees
+# several pings in a few seconds. Everything else stays as shipped.
+my $conf = testdir() . '/hd/helperd.toml';
+my $toml = template('helperd.toml');
+like($toml, qr/^allow_gids = \["www-data"\]$/m, 'shipped config: nginx\'s group www-data');
+like($toml, qr/^allow_uids = \[0\]$/m, 'shipped config: and root (ondemandctl)');
+$toml =~ s{^allow_gids = \["www-data"\]$}{allow_gids = [0]}m;
+$toml =~ s{^log_level = "info"$}{log_level = "debug"}m;
+make_path(testdir() . '/hd');
+write_file($conf, $toml);
 my $socket_unit = template('ondemand-helperd.socket');
 $socket_unit =~ s{/run/ondemand/helperd\.sock}{$sock}g;
 $socket_unit =~ s{SocketGroup=www-data}{SocketGroup=root};
-my $service_unit = template('ondemand-helperd.service');
+my $service_unit = $shipped;
 $service_unit =~ s{/usr/local/sbin/ondemand-helperd}{$bin}g;
-$service_unit =~ s{/run/ondemand/helperd\.sock}{$sock}g;
-$service_unit =~ s{--system}{--user --log-level debug};
-$service_unit =~ s{--allow-gid www-data}{--allow-gid 0};
+$service_unit =~ s{/etc/ondemand/helperd\.toml}{$conf}g;
+$service_unit =~ s{--system}{--user};
 $service_unit =~ s{^PrivateTmp=yes$}{PrivateTmp=no}m;
-like($service_unit, qr/^ExecStart=\Q$bin\E --user/m, 'service unit rewritten for the sandbox');
+like($service_unit, qr/^ExecStart=\Q$bin\E --user --config \Q$conf\E$/m,
+    'service unit rewritten for the sandbox');
+make_path("$ENV{ONDEMAND_SANDBOX_UNITS}/ondemand-helperd.service.d");
+write_file("$ENV{ONDEMAND_SANDBOX_UNITS}/ondemand-helperd.service.d/root.conf", $root_dropin);
+write_file("$ENV{ONDEMAND_SANDBOX_UNITS}/ondemand-helperd.service.d/zz-test-watchdog.conf",
+    "[Service]\nWatchdogSec=2s\n");
 install_unit('ondemand-helperd.socket', $socket_unit);
 install_unit('ondemand-helperd.service', $service_unit);
 my ($out, $st) = systemctl('start', 'ondemand-helperd.socket');
@@ -84,5 +131,53 @@ like($props, qr/^RestrictAddressFamilies=AF_UNIX$/m, 'helperd may only use unix 
 
 # The app's exec unit: the socket dir was created for it and the app listens there.
 ok(-S container_socket('web'), 'the app listens on %t/ondemand/apps/web/app.sock');
+
+# The settings in force for the unit.
+$props = systemctl('show', '-p', 'LimitNOFILE', '-p', 'MemoryMax', '-p', 'TasksMax',
+    '-p', 'WatchdogUSec', '-p', 'User', '-p', 'ExecReload', 'ondemand-helperd.service');
+like($props, qr/^LimitNOFILE=65536$/m, 'LimitNOFILE=65536 in force');
+like($props, qr/^MemoryMax=268435456$/m, 'MemoryMax=256M in force');
+like($props, qr/^TasksMax=32$/m, 'TasksMax=32 in force');
+like($props, qr/^WatchdogUSec=2s$/m, 'the watchdog is on (2 s here)');
+like($props, qr/^User=$/m, 'User= reset by the root drop-in (see the top of this file)');
+like($props, qr/kill -HUP/, 'ExecReload sends SIGHUP');
+my $pid = systemctl('show', '-p', 'MainPID', '--value', 'ondemand-helperd.service');
+chomp $pid;
+ok($pid > 0, "helperd's main PID $pid");
+my $log = $ENV{ONDEMAND_SANDBOX_LOG};
+ok(wait_log_line($log, qr/watchdog: WATCHDOG=1 every 1000 ms/, timeout => 10),
+    'helperd pings the watchdog at half of WatchdogSec');
+ok(wait_log_line($log, qr/ready/, timeout => 1), 'helperd said ready');
+
+# Reload: a changed config file is in force after `systemctl reload`, same process.
+$toml =~ s{^allow_units = \["ondemand-\*\.service"\]$}{allow_units = ["ondemand-*.service", "extra-*.service"]}m;
+write_file($conf, $toml);
+($out, $st) = systemctl('reload', 'ondemand-helperd.service');
+is($st, 0, 'systemctl reload ondemand-helperd.service') or diag($out);
+ok(wait_log_line($log, qr/reloaded: 2 unit glob\(s\), 1 uid\(s\), 1 gid\(s\)/, timeout => 10),
+    'helperd re-read its config file (2 unit globs now)');
+is(unit_active('ondemand-helperd.service'), 'active', 'and is still active');
+my $pid2 = systemctl('show', '-p', 'MainPID', '--value', 'ondemand-helperd.service');
+chomp $pid2;
+is($pid2, $pid, 'the same process (a reload, not a restart)');
+# A broken file: the reload keeps the settings in force.
+write_file($conf, "allow_units = 3\n");
+($out, $st) = systemctl('reload', 'ondemand-helperd.service');
+is($st, 0, 'reload with a broken config file') or diag($out);
+ok(wait_log_line($log, qr/reload failed: keeping the settings in force/, timeout => 10),
+    'a broken file keeps the settings in force');
+write_file($conf, $toml);
+
+# The watchdog keeps it alive: 5 s = 2.5 WatchdogSec intervals later, still the same process,
+# never restarted, and the request path still works.
+sleep 5;
+is(unit_active('ondemand-helperd.service'), 'active', 'after 2.5 watchdog intervals: active');
+my $after = systemctl('show', '-p', 'MainPID', '-p', 'NRestarts', '-p', 'Result',
+    'ondemand-helperd.service');
+like($after, qr/^MainPID=$pid$/m, 'the same process');
+like($after, qr/^NRestarts=0$/m, 'never restarted');
+like($after, qr/^Result=success$/m, 'no watchdog timeout');
+$r = http_get(nginx_port(), '/y', timeout => 30);
+is($r->{status}, 200, 'a request after the reload: 200');
 
 done_testing();

@@ -7,12 +7,18 @@
 
 using ondemand::app_record;
 using ondemand::app_state;
+using ondemand::begin_orphan_stop;
 using ondemand::claim_worker_slot;
 using ondemand::clear_worker_counts;
+using ondemand::older_workers_alive;
+using ondemand::on_stopped;
+using ondemand::orphan_idle;
 using ondemand::reap_dead_workers;
 using ondemand::release_worker_slot;
 using ondemand::request_action;
 using ondemand::this_worker_slot;
+using ondemand::warm_enter;
+using ondemand::warm_leave;
 using ondemand::worker_slot_table;
 using ondemand::worker_slots;
 
@@ -431,8 +437,8 @@ TEST(WorkerSlots, ADeadWorkersRequestsAreReleasedAndTheSurvivorsAreKept) {
     worker_slot_table t;
     app_record r;
     bool reclaimed = false;
-    std::size_t a = claim_worker_slot(t, 101, fake_alive, reclaimed);
-    std::size_t b = claim_worker_slot(t, 102, fake_alive, reclaimed);
+    std::size_t a = claim_worker_slot(t, 101, 1, fake_alive, reclaimed);
+    std::size_t b = claim_worker_slot(t, 102, 1, fake_alive, reclaimed);
     ASSERT_NE(a, b);
     {
         as_worker w(a);
@@ -464,17 +470,17 @@ TEST(WorkerSlots, ADeadWorkersRequestsAreReleasedAndTheSurvivorsAreKept) {
 TEST(WorkerSlots, ANewWorkerTakesAFreeSlotOrADeadWorkersAndSaysSo) {
     worker_slot_table t;
     bool reclaimed = true;
-    EXPECT_EQ(claim_worker_slot(t, 200, fake_alive, reclaimed), 1u);
+    EXPECT_EQ(claim_worker_slot(t, 200, 1, fake_alive, reclaimed), 1u);
     EXPECT_FALSE(reclaimed);
     EXPECT_EQ(this_worker_slot, 1u);
     // every other slot taken by live processes
     for (std::size_t i = 2; i < worker_slots; ++i) {
         t.pid[i].store(static_cast<std::int64_t>(1000 + i));
     }
-    EXPECT_EQ(claim_worker_slot(t, 300, fake_alive, reclaimed), 0u) << "the shared slot";
+    EXPECT_EQ(claim_worker_slot(t, 300, 1, fake_alive, reclaimed), 0u) << "the shared slot";
     EXPECT_FALSE(reclaimed);
     dead_pids[1] = 1005;
-    EXPECT_EQ(claim_worker_slot(t, 301, fake_alive, reclaimed), 5u);
+    EXPECT_EQ(claim_worker_slot(t, 301, 1, fake_alive, reclaimed), 5u);
     EXPECT_TRUE(reclaimed) << "the dead owner's counts must be cleared";
     EXPECT_EQ(t.pid[5].load(), 301);
     release_worker_slot(t, 5);
@@ -487,7 +493,7 @@ TEST(WorkerSlots, AReusedPidDoesNotInheritTheDeadOwnersCounts) {
     worker_slot_table t;
     bool reclaimed = false;
     t.pid[1].store(400); // a worker that died; its pid now belongs to the new worker
-    EXPECT_EQ(claim_worker_slot(t, 400, fake_alive, reclaimed), 1u);
+    EXPECT_EQ(claim_worker_slot(t, 400, 1, fake_alive, reclaimed), 1u);
     EXPECT_TRUE(reclaimed);
     this_worker_slot = 0;
 }
@@ -503,4 +509,51 @@ TEST(WorkerSlots, AStopSeesARequestInAnotherWorkersSlot) {
     as_worker stopper(3);
     EXPECT_FALSE(begin_stop(r, 1, 100000, 1000, 5000));
     EXPECT_EQ(r.state.load(), app_state::ready);
+}
+
+TEST(WorkerSlots, ARecordARemovedAppLeftIsKeptWhileAWorkerOfAnOlderConfigurationLives) {
+    worker_slot_table t;
+    bool reclaimed = false;
+    claim_worker_slot(t, 500, 1, fake_alive, reclaimed); // configuration 1
+    claim_worker_slot(t, 501, 2, fake_alive, reclaimed); // a reload: configuration 2
+    EXPECT_TRUE(older_workers_alive(t, 2, fake_alive)) << "500 may still use the record";
+    EXPECT_FALSE(older_workers_alive(t, 1, fake_alive));
+    dead_pids[2] = 500; // the old worker finished and exited (or died)
+    EXPECT_FALSE(older_workers_alive(t, 2, fake_alive));
+    dead_pids[2] = 0;
+    this_worker_slot = 0;
+}
+
+TEST(WorkerSlots, WorkersThatShareSlotZeroKeepEveryLaterRemovedRecord) {
+    worker_slot_table t;
+    bool reclaimed = false;
+    for (std::size_t i = 1; i < worker_slots; ++i) {
+        t.pid[i].store(static_cast<std::int64_t>(2000 + i));
+        t.config[i].store(5);
+    }
+    EXPECT_EQ(claim_worker_slot(t, 600, 4, fake_alive, reclaimed), 0u);
+    EXPECT_TRUE(older_workers_alive(t, 5, fake_alive));
+    this_worker_slot = 0;
+}
+
+TEST(Orphans, ARunningRemovedAppIsStoppedOnceNothingUsesItThenItCanBeFreed) {
+    app_record r;
+    r.state.store(app_state::ready);
+    {
+        as_worker w(1);
+        r.held.fetch_add(1);
+        EXPECT_FALSE(begin_orphan_stop(r, 9, 1000, 5000)) << "a request waits for it";
+        r.held.fetch_sub(1);
+        EXPECT_TRUE(warm_enter(r));
+        EXPECT_FALSE(begin_orphan_stop(r, 9, 1000, 5000)) << "a request is in flight";
+        warm_leave(r, 1000);
+    }
+    EXPECT_TRUE(begin_orphan_stop(r, 9, 1000, 5000));
+    EXPECT_EQ(r.state.load(), app_state::stopping);
+    EXPECT_FALSE(orphan_idle(r));
+    EXPECT_FALSE(begin_orphan_stop(r, 9, 2000, 5000)) << "its STOP may still be answered";
+    EXPECT_TRUE(begin_orphan_stop(r, 9, 6000, 5000)) << "no answer by the deadline: again";
+    EXPECT_TRUE(on_stopped(r, r.gen.load()));
+    EXPECT_TRUE(orphan_idle(r));
+    EXPECT_FALSE(begin_orphan_stop(r, 9, 7000, 5000)) << "cold: nothing to stop";
 }

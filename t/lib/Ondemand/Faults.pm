@@ -257,6 +257,8 @@ sub collect {
         my ($s, $pid, $err) = split /\t/, $_, 3;
         push @r, { status => $s, pid => $pid, error => $err };
     }
+    close $fh;
+    unlink $h->{file};
     return \@r;
 }
 
