@@ -13,6 +13,10 @@ section_burst() {
     blog "burst: SKIPPED: needs helperd (build/bin/ondemand-helperd)"
     return 0
   fi
+  if ! command -v h2load >/dev/null; then
+    blog "burst: SKIPPED: needs h2load (nghttp2-client)"
+    return 0
+  fi
   local n=${BURST_CONNS:-10000} runs=${BURST_RUNS:-3} app=bburst pa pb r v port out eagain log
   install_unit ondemand-bburst@.service "$(testapp_unit "$WORK/apps/%i.sock" %i 0 simple)"
   units_reload
