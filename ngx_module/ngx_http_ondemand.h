@@ -125,6 +125,14 @@ typedef struct {
 } ngx_http_ondemand_app_t;
 
 
+/* an "ondemand_app" without variables, checked at postconfiguration */
+typedef struct {
+    ngx_str_t                      name;
+    ngx_str_t                      file;
+    ngx_uint_t                     line;
+} ngx_http_ondemand_static_app_t;
+
+
 struct ngx_http_ondemand_main_conf_s {
     ngx_shm_zone_t                *shm_zone;
     ngx_addr_t                    *helper;
@@ -133,6 +141,7 @@ struct ngx_http_ondemand_main_conf_s {
     ngx_hash_t                     apps_hash;
     ngx_msec_t                     idle_interval;  /* 0: no app stops */
     ngx_uint_t                     max_running;    /* 0: no cap */
+    ngx_array_t                    static_apps;    /* static_app_t */
 };
 
 
@@ -208,6 +217,8 @@ ngx_int_t ngx_http_ondemand_wrap_upstream(ngx_conf_t *cf,
 ngx_int_t ngx_http_ondemand_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_ondemand_add_variables(ngx_conf_t *cf);
 ngx_uint_t ngx_http_ondemand_is_warm(ngx_http_ondemand_ctx_t *ctx);
+ngx_int_t ngx_http_ondemand_unwarm(ngx_http_request_t *r,
+    ngx_http_ondemand_app_t *app);
 
 /* ngx_http_ondemand_lifecycle.cpp */
 extern ngx_http_ondemand_helper_handlers_t  ngx_http_ondemand_lifecycle;

@@ -553,6 +553,65 @@ ngx_http_ondemand_warm_cleanup(void *data)
 }
 
 
+/*
+ * A warm request whose app turned out not to listen (the upstream found its
+ * socket refused or missing, and re-runs the request from this handler):
+ * its warm count for the app ends, and it gets a context of its own, so that
+ * the handler admits it under the zone mutex like any request that missed
+ * the warm path.  The request is never warm again, so it is re-run once at
+ * most.  NGX_DECLINED: the request is not counted warm for this app (it
+ * named another app than its upstream's), nothing changed.
+ */
+
+ngx_int_t
+ngx_http_ondemand_unwarm(ngx_http_request_t *r,
+    ngx_http_ondemand_app_t *app)
+{
+    ngx_pool_cleanup_t       *cln, *warm;
+    ngx_http_ondemand_ctx_t  *ctx;
+
+    /* subrequests share the pool: the request's own warm count is the app's */
+
+    for (warm = r->pool->cleanup; warm; warm = warm->next) {
+        if (warm->handler == ngx_http_ondemand_warm_cleanup
+            && warm->data == app)
+        {
+            break;
+        }
+    }
+
+    if (warm == NULL) {
+        return NGX_DECLINED;
+    }
+
+    ctx = (ngx_http_ondemand_ctx_t *)
+              ngx_pcalloc(r->pool, sizeof(ngx_http_ondemand_ctx_t));
+    if (ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    warm->handler = NULL;
+    ngx_http_ondemand_warm_cleanup(app);
+
+    ctx->app = app;
+    ctx->request = r;
+    ctx->held_since = ngx_current_msec;
+    ctx->outcome = NGX_HTTP_ONDEMAND_COLD;
+
+    cln->handler = ngx_http_ondemand_cleanup;
+    cln->data = ctx;
+
+    ngx_http_set_ctx(r, ctx, ngx_http_ondemand_module);
+
+    return NGX_OK;
+}
+
+
 /* variables */
 
 /* the context the variables read, or NULL: the variable is not found */

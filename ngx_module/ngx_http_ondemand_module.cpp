@@ -33,6 +33,12 @@ static char *ngx_http_ondemand_helper(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_http_ondemand_app(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_ondemand_postconfiguration(ngx_conf_t *cf);
+static ngx_int_t ngx_http_ondemand_check_units(ngx_conf_t *cf,
+    ngx_http_ondemand_main_conf_t *omcf);
+static ngx_int_t ngx_http_ondemand_cmp_units(const void *one,
+    const void *two);
+static ngx_int_t ngx_http_ondemand_check_static_apps(ngx_conf_t *cf,
+    ngx_http_ondemand_main_conf_t *omcf);
 static ngx_int_t ngx_http_ondemand_init_process(ngx_cycle_t *cycle);
 static void ngx_http_ondemand_exit_process(ngx_cycle_t *cycle);
 
@@ -132,6 +138,13 @@ ngx_http_ondemand_create_main_conf(ngx_conf_t *cf)
 
     if (ngx_array_init(&conf->apps, cf->pool, 4,
                        sizeof(ngx_http_ondemand_app_t *))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    if (ngx_array_init(&conf->static_apps, cf->pool, 4,
+                       sizeof(ngx_http_ondemand_static_app_t))
         != NGX_OK)
     {
         return NULL;
@@ -299,6 +312,8 @@ ngx_http_ondemand_app(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_http_ondemand_loc_conf_t *olcf = (ngx_http_ondemand_loc_conf_t *) conf;
 
     ngx_str_t                         *value;
+    ngx_http_ondemand_static_app_t    *sa;
+    ngx_http_ondemand_main_conf_t     *omcf;
     ngx_http_compile_complex_value_t   ccv;
 
     if (olcf->app != NGX_CONF_UNSET_PTR) {
@@ -328,6 +343,24 @@ ngx_http_ondemand_app(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return (char *) NGX_CONF_ERROR;
     }
 
+    if (olcf->app->lengths) {
+        return NGX_CONF_OK;
+    }
+
+    /* a static name: upstreams may come later, postconfiguration checks it */
+
+    omcf = (ngx_http_ondemand_main_conf_t *)
+               ngx_http_conf_get_module_main_conf(cf, ngx_http_ondemand_module);
+
+    sa = (ngx_http_ondemand_static_app_t *) ngx_array_push(&omcf->static_apps);
+    if (sa == NULL) {
+        return (char *) NGX_CONF_ERROR;
+    }
+
+    sa->name = value[1];
+    sa->file = cf->conf_file->file.name;
+    sa->line = cf->conf_file->line;
+
     return NGX_CONF_OK;
 }
 
@@ -348,7 +381,7 @@ ngx_http_ondemand_postconfiguration(ngx_conf_t *cf)
                ngx_http_conf_get_module_main_conf(cf, ngx_http_ondemand_module);
 
     if (omcf->apps.nelts == 0) {
-        return NGX_OK;
+        return ngx_http_ondemand_check_static_apps(cf, omcf);
     }
 
     if (omcf->shm_zone == NULL) {
@@ -361,6 +394,10 @@ ngx_http_ondemand_postconfiguration(ngx_conf_t *cf)
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                       "\"ondemand\" is used but \"ondemand_helper\" is not "
                       "set");
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_ondemand_check_units(cf, omcf) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -419,6 +456,10 @@ ngx_http_ondemand_postconfiguration(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
+    if (ngx_http_ondemand_check_static_apps(cf, omcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     cmcf = (ngx_http_core_main_conf_t *)
                ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
 
@@ -429,6 +470,95 @@ ngx_http_ondemand_postconfiguration(ngx_conf_t *cf)
     }
 
     *h = ngx_http_ondemand_handler;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Two apps with one unit would share one systemd unit under two names:
+ * helperd would start and stop it for each, and the apps' states would
+ * disagree.  Sorted by unit, neighbours tell.
+ */
+
+static ngx_int_t
+ngx_http_ondemand_check_units(ngx_conf_t *cf,
+    ngx_http_ondemand_main_conf_t *omcf)
+{
+    ngx_uint_t                 i, n;
+    ngx_http_ondemand_app_t  **apps;
+
+    n = omcf->apps.nelts;
+
+    apps = (ngx_http_ondemand_app_t **)
+               ngx_palloc(cf->temp_pool, n * sizeof(ngx_http_ondemand_app_t *));
+    if (apps == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(apps, omcf->apps.elts, n * sizeof(ngx_http_ondemand_app_t *));
+
+    ngx_sort(apps, n, sizeof(ngx_http_ondemand_app_t *),
+             ngx_http_ondemand_cmp_units);
+
+    for (i = 1; i < n; i++) {
+        if (ngx_http_ondemand_cmp_units(&apps[i - 1], &apps[i]) == 0) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "ondemand apps \"%V\" and \"%V\" have the same "
+                          "unit \"%V\": each app needs a unit of its own",
+                          &apps[i - 1]->conf.name, &apps[i]->conf.name,
+                          &apps[i]->conf.unit);
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_ondemand_cmp_units(const void *one, const void *two)
+{
+    ngx_str_t  *a, *b;
+
+    a = &(*(ngx_http_ondemand_app_t **) one)->conf.unit;
+    b = &(*(ngx_http_ondemand_app_t **) two)->conf.unit;
+
+    if (a->len != b->len) {
+        return a->len < b->len ? -1 : 1;
+    }
+
+    return ngx_memcmp(a->data, b->data, a->len);
+}
+
+
+/* an "ondemand_app" without variables names an app that exists */
+
+static ngx_int_t
+ngx_http_ondemand_check_static_apps(ngx_conf_t *cf,
+    ngx_http_ondemand_main_conf_t *omcf)
+{
+    ngx_uint_t                       i;
+    ngx_http_ondemand_static_app_t  *sa;
+
+    sa = (ngx_http_ondemand_static_app_t *) omcf->static_apps.elts;
+
+    for (i = 0; i < omcf->static_apps.nelts; i++) {
+
+        if (sa[i].name.len == 0
+            || (omcf->apps.nelts
+                && ngx_http_ondemand_find_app(omcf, sa[i].name.data,
+                                              sa[i].name.len)))
+        {
+            continue;
+        }
+
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"ondemand_app %V\" names no app: no upstream "
+                      "\"%V\" has \"ondemand\", in %V:%ui",
+                      &sa[i].name, &sa[i].name, &sa[i].file, sa[i].line);
+        return NGX_ERROR;
+    }
 
     return NGX_OK;
 }

@@ -80,7 +80,7 @@ ok(wait_log_line(nginx_error_log(), qr/ondemand: app "other" failed to start: .*
 is(unit_active('other-app.service'), 'inactive', 'unit not allowed: not started');
 
 # -- an app that stops behind ondemand's back while helperd is away (so no DOWN comes):
-#    the one request that finds it gone gets 502, the next starts it again
+#    the one request that finds it gone is held and starts it again (issue #11, item 5)
 install_app('vanish');
 reload_nginx(http => $Ondemand::Stack::LAST_HTTP . <<"EOF2");
     upstream vanish { server unix:${\ app_socket('vanish')}; ondemand unit=${\ app_unit('vanish')}; }
@@ -91,11 +91,12 @@ stop_daemon('helperd', signal => 'KILL');
 systemctl('stop', app_unit('vanish'));
 start_helperd();
 $r = http_get(nginx_port(), '/', headers => { 'X-App' => 'vanish' }, timeout => 30);
-is($r->{status}, 502, 'vanish: the request that finds it gone gets 502');
-ok(wait_log_line(nginx_error_log(), qr/app "vanish" did not accept a connection, it will be started on the next request/,
+is($r->{status}, 200, 'vanish: the request that finds it gone is held and starts it (no 502)');
+ok(wait_log_line(nginx_error_log(),
+    qr/app "vanish" is not running, made it cold .*holding the request until it is started/,
     timeout => 5), 'vanish: logged');
-my $again = http_get(nginx_port(), '/', headers => { 'X-App' => 'vanish' }, timeout => 30);
-is($again->{status}, 200, 'vanish: the next request starts it again');
 is(unit_active(app_unit('vanish')), 'active', 'vanish: running again');
+my $again = http_get(nginx_port(), '/', headers => { 'X-App' => 'vanish' }, timeout => 30);
+is($again->{status}, 200, 'vanish: the next request is warm');
 
 done_testing();

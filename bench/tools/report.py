@@ -479,9 +479,42 @@ def containers(rep, raw):
     rep.p("")
 
 
+# ----------------------------------------------------------------------------------------- burst
+
+def burst(rep, raw):
+    recs = load(raw, "burst")
+    if not recs:
+        return
+    n = recs[0]["connections"]
+    rounds = max(r["round"] for r in recs)
+    rep.p("## 7. Burst onto a running app", "",
+          f"{n:,} connections at once (`h2load --h1 -n {n} -c {n}`, one request each) onto one running "
+          f"app whose listen backlog is 128 (the test app's default), through nginx with 2 workers: "
+          f"*plain* is `proxy_pass` to a plain upstream (nginx's own connect), *ondemand* the same app "
+          f"through the module (warm). {rounds} round(s), the two variants one after the other in each. "
+          f"EAGAIN = `connect() ... (11: Resource temporarily unavailable)` lines in nginx's error log "
+          f"(each one a 502).", "")
+    rows = []
+    for v in ("plain", "ondemand"):
+        rs = [r for r in recs if r["variant"] == v]
+        if not rs:
+            continue
+        errs = [r["connections"] - r["2xx"] for r in rs]
+        rows.append([v, f"{n:,}", mr(errs, 0), str(sum(errs)), mr([r["5xx"] for r in rs], 0),
+                     mr([r["eagain_log_lines"] for r in rs], 0)])
+        rep.res[f"burst_{v}_errors_max"] = max(errs)
+        if v == "ondemand":
+            rep.targets.append((f"burst of {n:,} connections on a running app (backlog 128): all 200",
+                                "0 errors", f"{max(errs)} errors (plain proxy_pass: "
+                                f"{max([r['connections'] - r['2xx'] for r in recs if r['variant'] == 'plain'] or [0])} max)",
+                                max(errs) == 0, ""))
+    rep.table(["variant", "connections", "errors per round (non-200)", "errors, all rounds", "5xx",
+               "EAGAIN log lines"], rows)
+
+
 # ---------------------------------------------------------------------------------------- main
 
-SECTIONS = [warm, cold, herd, scale, lifecycle, containers]
+SECTIONS = [warm, cold, herd, scale, lifecycle, containers, burst]
 
 
 def main():
