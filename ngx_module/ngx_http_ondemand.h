@@ -6,7 +6,7 @@
  * (docs/design.md, "Code map"):
  *
  *   module -> upstream -> handler -> lifecycle -> upkeep -> queue, helper,
- *   zone
+ *   zone   (and upstream_conf, variables: called by module and upstream)
  *
  * (each may also call any file further down: scripts/module-calls checks).
  * helper calls upward only through the callbacks that init_process sets.
@@ -207,15 +207,18 @@ ngx_http_ondemand_cycle_conf(void)
 }
 
 
-/* ngx_http_ondemand_upstream.cpp */
+/* ngx_http_ondemand_upstream_conf.cpp */
 char *ngx_http_ondemand(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 void *ngx_http_ondemand_create_srv_conf(ngx_conf_t *cf);
+ngx_int_t ngx_http_ondemand_app_socket(ngx_conf_t *cf,
+    ngx_http_ondemand_app_t *app, ngx_http_upstream_srv_conf_t *uscf);
+
+/* ngx_http_ondemand_upstream.cpp */
 ngx_int_t ngx_http_ondemand_wrap_upstream(ngx_conf_t *cf,
     ngx_http_ondemand_app_t *app);
 
 /* ngx_http_ondemand_handler.cpp */
 ngx_int_t ngx_http_ondemand_handler(ngx_http_request_t *r);
-ngx_int_t ngx_http_ondemand_add_variables(ngx_conf_t *cf);
 ngx_uint_t ngx_http_ondemand_is_warm(ngx_http_ondemand_ctx_t *ctx);
 ngx_int_t ngx_http_ondemand_unwarm(ngx_http_request_t *r,
     ngx_http_ondemand_app_t *app);
@@ -256,6 +259,9 @@ ngx_connection_t *ngx_http_ondemand_unix_connect(struct sockaddr *sockaddr,
 /* ngx_http_ondemand_upkeep.cpp */
 void ngx_http_ondemand_upkeep(void);
 void ngx_http_ondemand_upkeep_reply(const proto::message &m);
+
+/* ngx_http_ondemand_variables.cpp */
+ngx_int_t ngx_http_ondemand_add_variables(ngx_conf_t *cf);
 
 /* ngx_http_ondemand_zone.cpp */
 ngx_int_t ngx_http_ondemand_init_zone(ngx_shm_zone_t *shm_zone, void *data);
