@@ -168,6 +168,12 @@ ngx_http_ondemand_helper_send(const proto::message &msg)
 
     h = &ngx_http_ondemand_helper_conn;
 
+    /* an earlier send of the same event may have dropped the connection */
+
+    if (!h->connected) {
+        return NGX_ERROR;
+    }
+
     if (h->out_size - h->out_len < proto::max_line_length + 1) {
         size = h->out_size * 2;
 

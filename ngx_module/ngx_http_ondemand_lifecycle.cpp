@@ -385,10 +385,9 @@ ngx_http_ondemand_log_reply(ngx_http_ondemand_app_t *app,
 
 
 /*
- * After (re)connecting: a restarted helperd knows nothing of this worker.
- * Ask again for every app with held requests here and for the starts this
- * worker owns, send again the stops it began, report the ready apps in use
- * (USE leases), and start the keep_warm apps that are cold.
+ * After (re)connecting, to a helperd that may know nothing of us: ask again
+ * for apps held here and starts we own, resend our stops, report USE leases,
+ * start cold keep_warm apps, and stop the apps a reload removed (upkeep).
  */
 
 static void
@@ -437,6 +436,7 @@ ngx_http_ondemand_on_connected(void)
     }
 
     ngx_http_ondemand_warm_up();
+    ngx_http_ondemand_upkeep();
 }
 
 

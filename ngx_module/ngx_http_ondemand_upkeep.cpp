@@ -34,9 +34,12 @@ ngx_http_ondemand_upkeep(void)
                       msg.app.size(), msg.app.data());
 
         if (ngx_http_ondemand_helper_send(msg) != NGX_OK) {
-            break;
+            return;
         }
     }
+
+    /* an orphan whose STOP is with helperd needs its record no more */
+    ngx_http_ondemand_zone_reap();
 }
 
 

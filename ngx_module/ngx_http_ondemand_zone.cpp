@@ -341,7 +341,7 @@ ngx_http_ondemand_free_orphans(ngx_http_ondemand_zone_ctx_t *ctx,
         next = ngx_queue_next(q);
         node = ngx_queue_data(q, ngx_http_ondemand_node_t, orphan);
 
-        if (!ondemand::orphan_idle(node->record)
+        if (!ondemand::orphan_freeable(node->record)
             || ondemand::older_workers_alive(ctx->sh->slots, node->orphaned,
                                              ngx_http_ondemand_process_alive))
         {

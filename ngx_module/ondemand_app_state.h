@@ -214,9 +214,12 @@ bool older_workers_alive(const worker_slot_table& t, std::uint64_t config,
 // by its deadline), so the caller must send STOP; it is then stopping until `now + stop_ms`.
 bool begin_orphan_stop(app_record& r, std::int64_t pid, std::uint64_t now_ms, std::uint64_t stop_ms);
 
-// Can such a record be freed: cold, with nothing in flight or held?
-inline bool orphan_idle(const app_record& r) {
-    return r.state.load() == app_state::cold && r.in_flight.load() == 0 && r.held.load() == 0;
+// Can such a record be freed: nothing in flight or held, and cold, or stopping (its STOP is
+// with helperd, which stops the unit without the record)?
+inline bool orphan_freeable(const app_record& r) {
+    app_state s = r.state.load();
+    return (s == app_state::cold || s == app_state::stopping) && r.in_flight.load() == 0 &&
+           r.held.load() == 0;
 }
 
 // Under the zone mutex: frees the slots of processes that are gone and returns them as a bit

@@ -12,7 +12,7 @@ using ondemand::claim_worker_slot;
 using ondemand::clear_worker_counts;
 using ondemand::older_workers_alive;
 using ondemand::on_stopped;
-using ondemand::orphan_idle;
+using ondemand::orphan_freeable;
 using ondemand::reap_dead_workers;
 using ondemand::release_worker_slot;
 using ondemand::request_action;
@@ -536,7 +536,7 @@ TEST(WorkerSlots, WorkersThatShareSlotZeroKeepEveryLaterRemovedRecord) {
     this_worker_slot = 0;
 }
 
-TEST(Orphans, ARunningRemovedAppIsStoppedOnceNothingUsesItThenItCanBeFreed) {
+TEST(Orphans, ARunningRemovedAppIsStoppedOnceNothingUsesItAndFreedOnceItsStopIsSent) {
     app_record r;
     r.state.store(app_state::ready);
     {
@@ -548,12 +548,13 @@ TEST(Orphans, ARunningRemovedAppIsStoppedOnceNothingUsesItThenItCanBeFreed) {
         EXPECT_FALSE(begin_orphan_stop(r, 9, 1000, 5000)) << "a request is in flight";
         warm_leave(r, 1000);
     }
+    EXPECT_FALSE(orphan_freeable(r)) << "it runs: stop it first";
     EXPECT_TRUE(begin_orphan_stop(r, 9, 1000, 5000));
     EXPECT_EQ(r.state.load(), app_state::stopping);
-    EXPECT_FALSE(orphan_idle(r));
+    EXPECT_TRUE(orphan_freeable(r)) << "its STOP is with helperd";
     EXPECT_FALSE(begin_orphan_stop(r, 9, 2000, 5000)) << "its STOP may still be answered";
     EXPECT_TRUE(begin_orphan_stop(r, 9, 6000, 5000)) << "no answer by the deadline: again";
     EXPECT_TRUE(on_stopped(r, r.gen.load()));
-    EXPECT_TRUE(orphan_idle(r));
+    EXPECT_TRUE(orphan_freeable(r));
     EXPECT_FALSE(begin_orphan_stop(r, 9, 7000, 5000)) << "cold: nothing to stop";
 }
