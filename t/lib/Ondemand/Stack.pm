@@ -108,8 +108,9 @@ sub _write_nginx_conf {
     my $module  = repo_root() . '/build/modules/ngx_http_ondemand_module.so';
     croak "$module is not built" unless -f $module;
     my @main = (($o{master_process} // 'on') eq 'on' ? () : ('--main', "master_process $o{master_process};"));
+    push @main, '--main', "worker_rlimit_nofile $o{nofile};" if $o{nofile};
     my @cmd = (repo_root() . '/scripts/nginx-skeleton', '--module', $module,
-        '--workers', $o{workers} // 2, '--connections', 4096,
+        '--workers', $o{workers} // 2, '--connections', $o{connections} // 4096,
         '--log-level', $o{log_level} // 'info', @main,
         '--zone', $o{zone} // 'ondemand:1m',
         '--helper', $o{helper} // 'unix:' . helperd_socket(),
@@ -145,7 +146,7 @@ log C<helperd_log()>; returns once the socket accepts connections.
 
 How many times helperd called StartUnit for C<$unit> (from its log).
 
-=item start_nginx(http => $text, workers => 2, helper_timeout => '2s', zone => 'ondemand:1m', master_process => 'on', wrapper => [...], log_level => 'info')
+=item start_nginx(http => $text, workers => 2, helper_timeout => '2s', zone => 'ondemand:1m', master_process => 'on', wrapper => [...], log_level => 'info', connections => 4096, nofile => N)
 
 Writes nginx.conf with C<scripts/nginx-skeleton> (module loaded, zone and helper set, C<$text>
 inside http{}) and starts Debian's nginx; C<nginx_port()> is the port to C<listen> on,
