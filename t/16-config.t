@@ -8,27 +8,15 @@ use Test::More;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Ondemand::Test;
+use Ondemand::Stack;
 
 my $dir = testdir();
-my $module = repo_root() . '/build/modules/ngx_http_ondemand_module.so';
-
 sub nginx_t {
     my ($http, %o) = @_;
     my $zone = $o{zone} // 'ondemand_zone ondemand:1m;';
     my $helper = $o{helper} // "ondemand_helper unix:$dir/helperd.sock;";
-    open(my $fh, '>', "$dir/nginx.conf") or die;
-    print $fh <<"CONF";
-load_module $module;
-error_log $dir/error.log;
-pid $dir/nginx.pid;
-events {}
-http {
-    $zone
-    $helper
-$http
-}
-CONF
-    close $fh;
+    # the skeleton without its own zone and helper lines: these tests write (or omit) them
+    write_nginx_conf($dir, zone => '', helper => '', workers => 1, http => "$zone\n$helper\n$http");
     return run_cmd('/usr/sbin/nginx', '-t', '-p', $dir, '-c', "$dir/nginx.conf");
 }
 

@@ -41,25 +41,7 @@ make_path("$dir_b/tmp");
 my $port_b = free_port();
 my $http_b = site('4s');
 $http_b =~ s/PORT/$port_b/;
-my $module = repo_root() . '/build/modules/ngx_http_ondemand_module.so';
-open(my $fh, '>', "$dir_b/nginx.conf") or die;
-print $fh <<"EOF";
-load_module $module;
-user root;
-worker_processes 1;
-error_log $dir_b/error.log info;
-pid $dir_b/nginx.pid;
-events {}
-http {
-    access_log off;
-    client_body_temp_path $dir_b/tmp/body; proxy_temp_path $dir_b/tmp/proxy;
-    fastcgi_temp_path $dir_b/tmp/fastcgi; uwsgi_temp_path $dir_b/tmp/uwsgi; scgi_temp_path $dir_b/tmp/scgi;
-    ondemand_zone ondemand_b:1m;
-    ondemand_helper unix:${\ helperd_socket()};
-$http_b
-}
-EOF
-close $fh;
+write_nginx_conf($dir_b, workers => 1, zone => 'ondemand_b:1m', helper_timeout => '5s', http => $http_b);
 start_daemon(name => 'nginx-b', cmd => [ '/usr/sbin/nginx', '-p', $dir_b, '-c', "$dir_b/nginx.conf",
     '-g', 'daemon off;' ], log => "$dir_b/stderr.log", ready_port => $port_b, stop_signal => 'QUIT');
 

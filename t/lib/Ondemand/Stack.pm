@@ -12,7 +12,7 @@ use Ondemand::Test;
 
 our @EXPORT = qw(
   start_helperd helperd_log helperd_socket helperd_start_units
-  start_nginx nginx_error_log nginx_port reload_nginx
+  start_nginx nginx_error_log nginx_port reload_nginx write_nginx_conf
   install_app app_unit
 );
 
@@ -105,6 +105,13 @@ sub _children {
 sub _write_nginx_conf {
     my (%o) = @_;
     $LAST_HTTP = $o{http} // '';
+    write_nginx_conf($NGINX_DIR, %o);
+}
+
+# Writes $dir/nginx.conf (and its temp dirs) from scripts/nginx-skeleton: the same options as
+# start_nginx(); zone => '' or helper => '' leaves that line out. For a second nginx, or nginx -t.
+sub write_nginx_conf {
+    my ($dir, %o) = @_;
     my $module  = repo_root() . '/build/modules/ngx_http_ondemand_module.so';
     croak "$module is not built" unless -f $module;
     my @main = (($o{master_process} // 'on') eq 'on' ? () : ('--main', "master_process $o{master_process};"));
@@ -112,12 +119,12 @@ sub _write_nginx_conf {
     my @cmd = (repo_root() . '/scripts/nginx-skeleton', '--module', $module,
         '--workers', $o{workers} // 2, '--connections', $o{connections} // 4096,
         '--log-level', $o{log_level} // 'info', @main,
-        '--zone', $o{zone} // 'ondemand:1m',
-        '--helper', $o{helper} // 'unix:' . helperd_socket(),
-        '--helper-timeout', $o{helper_timeout} // '2s',
-        '--output', "$NGINX_DIR/nginx.conf", $NGINX_DIR);
+        (($o{zone} // 'x') eq '' ? () : ('--zone', $o{zone} // 'ondemand:1m')),
+        (($o{helper} // 'x') eq '' ? () : ('--helper', $o{helper} // 'unix:' . helperd_socket(),
+                                           '--helper-timeout', $o{helper_timeout} // '2s')),
+        '--output', "$dir/nginx.conf", $dir);
     open(my $fh, '|-', @cmd) or croak "@cmd: $!";
-    print $fh $LAST_HTTP;
+    print $fh $o{http} // '';
     close $fh or croak "scripts/nginx-skeleton failed (exit " . ($? >> 8) . ")";
 }
 
@@ -151,6 +158,11 @@ How many times helperd called StartUnit for C<$unit> (from its log).
 Writes nginx.conf with C<scripts/nginx-skeleton> (module loaded, zone and helper set, C<$text>
 inside http{}) and starts Debian's nginx; C<nginx_port()> is the port to C<listen> on,
 C<nginx_error_log()> its log.
+
+=item write_nginx_conf($dir, %same_as_start)
+
+Writes C<$dir/nginx.conf> the way start_nginx() does (C<zone => ''> or C<helper => ''> leaves
+that line out), for a second nginx or for C<nginx -t>.
 
 =item reload_nginx(%same_as_start)
 
