@@ -13,9 +13,9 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use File::Path qw(make_path remove_tree);
 use Ondemand::Test;
+use Ondemand::Stack;
 
 my $ctl    = repo_root() . '/build/bin/ondemandctl';
-my $module = repo_root() . '/build/modules/ngx_http_ondemand_module.so';
 my @dirs   = (repo_root() . '/tests/fuzz/corpus-app_file');
 push @dirs, $ENV{FUZZ_CORPUS} if $ENV{FUZZ_CORPUS};
 my @inputs = map { glob("$_/*") } @dirs;
@@ -43,12 +43,9 @@ for my $input (@inputs) {
         next;
     }
     $accepted++;
-    open($fh, '>', "$work/nginx/nginx.conf") or die $!;
-    print $fh "load_module $module;\nerror_log $work/nginx/error.log; pid $work/nginx/nginx.pid;\n"
-      . "events {}\nhttp {\n    ondemand_zone od:1m;\n    ondemand_helper unix:$work/h.sock;\n"
-      . "    include $include;\n"
-      . "    server { listen 127.0.0.1:1; location / { ondemand_app \$app; proxy_pass http://\$app; } }\n}\n";
-    close $fh;
+    write_nginx_conf("$work/nginx", workers => 1, zone => 'od:1m', helper => "unix:$work/h.sock",
+        http => "    include $include;\n    server { listen 127.0.0.1:1; "
+              . "location / { ondemand_app \$app; proxy_pass http://\$app; } }\n");
     ($out, $st) = run_cmd('/usr/sbin/nginx', '-t', '-q', '-p', "$work/nginx", '-c',
         "$work/nginx/nginx.conf");
     is($st, 0, "$input: nginx -t accepts the generated include") or do {

@@ -8,40 +8,18 @@ use warnings;
 use Test::More;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use File::Path qw(make_path);
 use Ondemand::Test;
+use Ondemand::Stack;
 use Ondemand::Faults;
 
 my $dir = testdir() . '/nginx';
-make_path("$dir/tmp");
-my $module = repo_root() . '/build/modules/ngx_http_ondemand_module.so';
 my $sock = testdir() . '/apps';
 
 sub conf {
     my ($name, $http) = @_;
-    my $file = "$dir/$name.conf";
-    open(my $fh, '>', $file) or die "$file: $!";
-    print $fh <<"EOF2";
-load_module $module;
-user root;
-worker_processes 1;
-error_log $dir/error.log info;
-pid $dir/nginx.pid;
-events { worker_connections 64; }
-http {
-    access_log off;
-    client_body_temp_path $dir/tmp/body;
-    proxy_temp_path $dir/tmp/proxy;
-    fastcgi_temp_path $dir/tmp/fastcgi;
-    uwsgi_temp_path $dir/tmp/uwsgi;
-    scgi_temp_path $dir/tmp/scgi;
-    ondemand_zone ondemand:1m;
-    ondemand_helper unix:$sock/helperd.sock;
-$http
-}
-EOF2
-    close $fh;
-    return $file;
+    write_nginx_conf($dir, file => "$name.conf", workers => 1,
+        helper => "unix:$sock/helperd.sock", http => $http);
+    return "$dir/$name.conf";
 }
 
 my $server = sub { "server { listen 127.0.0.1:${\ free_port()}; location / { ondemand_app $_[0]; proxy_pass http://$_[0]; } }" };

@@ -122,7 +122,7 @@ sub write_nginx_conf {
         (($o{zone} // 'x') eq '' ? () : ('--zone', $o{zone} // 'ondemand:1m')),
         (($o{helper} // 'x') eq '' ? () : ('--helper', $o{helper} // 'unix:' . helperd_socket(),
                                            '--helper-timeout', $o{helper_timeout} // '2s')),
-        '--output', "$dir/nginx.conf", $dir);
+        '--output', "$dir/" . ($o{file} // 'nginx.conf'), $dir);
     open(my $fh, '|-', @cmd) or croak "@cmd: $!";
     print $fh $o{http} // '';
     close $fh or croak "scripts/nginx-skeleton failed (exit " . ($? >> 8) . ")";
@@ -161,8 +161,8 @@ C<nginx_error_log()> its log.
 
 =item write_nginx_conf($dir, %same_as_start)
 
-Writes C<$dir/nginx.conf> the way start_nginx() does (C<zone => ''> or C<helper => ''> leaves
-that line out), for a second nginx or for C<nginx -t>.
+Writes C<$dir/nginx.conf> (or C<$dir/$o{file}>) the way start_nginx() does (C<zone => ''> or
+C<helper => ''> leaves that line out), for a second nginx or for C<nginx -t>.
 
 =item reload_nginx(%same_as_start)
 
