@@ -16,6 +16,8 @@
 
 static ngx_int_t ngx_http_ondemand_new_request(ngx_http_request_t *r,
     ngx_http_ondemand_loc_conf_t *olcf, ngx_http_ondemand_ctx_t **ctxp);
+static ngx_http_ondemand_ctx_t *ngx_http_ondemand_cold_ctx(
+    ngx_http_request_t *r, ngx_http_ondemand_app_t *app);
 static ngx_int_t ngx_http_ondemand_admit(ngx_http_request_t *r,
     ngx_http_ondemand_ctx_t *ctx);
 static ngx_int_t ngx_http_ondemand_finish(ngx_http_request_t *r,
@@ -96,9 +98,7 @@ ngx_http_ondemand_new_request(ngx_http_request_t *r,
     ngx_http_ondemand_loc_conf_t *olcf, ngx_http_ondemand_ctx_t **ctxp)
 {
     ngx_str_t                       name;
-    ngx_pool_cleanup_t             *cln;
     ngx_http_ondemand_app_t        *app;
-    ngx_http_ondemand_ctx_t        *ctx;
     ngx_http_ondemand_main_conf_t  *omcf;
 
     if (ngx_http_complex_value(r, olcf->app, &name) != NGX_OK) {
@@ -128,15 +128,29 @@ ngx_http_ondemand_new_request(ngx_http_request_t *r,
         return ngx_http_ondemand_proxy(r, app);
     }
 
+    *ctxp = ngx_http_ondemand_cold_ctx(r, app);
+
+    return *ctxp ? NGX_OK : NGX_ERROR;
+}
+
+
+/* the context of a request that missed the warm path, ended with the pool */
+
+static ngx_http_ondemand_ctx_t *
+ngx_http_ondemand_cold_ctx(ngx_http_request_t *r, ngx_http_ondemand_app_t *app)
+{
+    ngx_pool_cleanup_t       *cln;
+    ngx_http_ondemand_ctx_t  *ctx;
+
     ctx = (ngx_http_ondemand_ctx_t *)
               ngx_pcalloc(r->pool, sizeof(ngx_http_ondemand_ctx_t));
     if (ctx == NULL) {
-        return NGX_ERROR;
+        return NULL;
     }
 
     cln = ngx_pool_cleanup_add(r->pool, 0);
     if (cln == NULL) {
-        return NGX_ERROR;
+        return NULL;
     }
 
     ctx->app = app;
@@ -149,9 +163,7 @@ ngx_http_ondemand_new_request(ngx_http_request_t *r,
 
     ngx_http_set_ctx(r, ctx, ngx_http_ondemand_module);
 
-    *ctxp = ctx;
-
-    return NGX_OK;
+    return ctx;
 }
 
 
@@ -540,8 +552,7 @@ ngx_int_t
 ngx_http_ondemand_unwarm(ngx_http_request_t *r,
     ngx_http_ondemand_app_t *app)
 {
-    ngx_pool_cleanup_t       *cln, *warm;
-    ngx_http_ondemand_ctx_t  *ctx;
+    ngx_pool_cleanup_t  *warm;
 
     /* subrequests share the pool: the request's own warm count is the app's */
 
@@ -557,29 +568,12 @@ ngx_http_ondemand_unwarm(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    ctx = (ngx_http_ondemand_ctx_t *)
-              ngx_pcalloc(r->pool, sizeof(ngx_http_ondemand_ctx_t));
-    if (ctx == NULL) {
-        return NGX_ERROR;
-    }
-
-    cln = ngx_pool_cleanup_add(r->pool, 0);
-    if (cln == NULL) {
+    if (ngx_http_ondemand_cold_ctx(r, app) == NULL) {
         return NGX_ERROR;
     }
 
     warm->handler = NULL;
     ngx_http_ondemand_warm_cleanup(app);
-
-    ctx->app = app;
-    ctx->request = r;
-    ctx->held_since = ngx_current_msec;
-    ctx->outcome = NGX_HTTP_ONDEMAND_COLD;
-
-    cln->handler = ngx_http_ondemand_cleanup;
-    cln->data = ctx;
-
-    ngx_http_set_ctx(r, ctx, ngx_http_ondemand_module);
 
     return NGX_OK;
 }

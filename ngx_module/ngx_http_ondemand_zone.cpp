@@ -47,6 +47,8 @@ static void ngx_http_ondemand_reap_workers(ngx_http_ondemand_zone_ctx_t *ctx,
 static void ngx_http_ondemand_clear_slot(ngx_http_ondemand_zone_ctx_t *ctx,
     std::size_t slot, ngx_uint_t *requests);
 static bool ngx_http_ondemand_process_alive(std::int64_t pid);
+static ngx_http_ondemand_node_t *ngx_http_ondemand_next_node(
+    ngx_http_ondemand_zone_ctx_t *ctx, ngx_http_ondemand_node_t *node);
 static ngx_http_ondemand_zone_ctx_t *ngx_http_ondemand_zone_ctx(void);
 
 
@@ -244,21 +246,12 @@ static void
 ngx_http_ondemand_orphan_apps(ngx_http_ondemand_zone_ctx_t *ctx,
     ngx_log_t *log)
 {
-    ngx_rbtree_node_t         *rn, *root, *sentinel;
     ngx_http_ondemand_node_t  *node;
 
-    root = ctx->sh->rbtree.root;
-    sentinel = ctx->sh->rbtree.sentinel;
-
-    if (root == sentinel) {
-        return;
-    }
-
-    for (rn = ngx_rbtree_min(root, sentinel);
-         rn != NULL;
-         rn = ngx_rbtree_next(&ctx->sh->rbtree, rn))
+    for (node = ngx_http_ondemand_next_node(ctx, NULL);
+         node != NULL;
+         node = ngx_http_ondemand_next_node(ctx, node))
     {
-        node = (ngx_http_ondemand_node_t *) rn;
 
         if (node->seen == ctx->config || node->orphaned) {
             continue;
@@ -404,23 +397,14 @@ static void
 ngx_http_ondemand_clear_slot(ngx_http_ondemand_zone_ctx_t *ctx,
     std::size_t slot, ngx_uint_t *requests)
 {
-    ngx_rbtree_node_t         *rn, *root, *sentinel;
     ngx_http_ondemand_node_t  *node;
 
     *requests = 0;
 
-    root = ctx->sh->rbtree.root;
-    sentinel = ctx->sh->rbtree.sentinel;
-
-    if (root == sentinel) {
-        return;
-    }
-
-    for (rn = ngx_rbtree_min(root, sentinel);
-         rn != NULL;
-         rn = ngx_rbtree_next(&ctx->sh->rbtree, rn))
+    for (node = ngx_http_ondemand_next_node(ctx, NULL);
+         node != NULL;
+         node = ngx_http_ondemand_next_node(ctx, node))
     {
-        node = (ngx_http_ondemand_node_t *) rn;
         *requests += ondemand::clear_worker_counts(node->record, slot);
     }
 }
@@ -617,6 +601,30 @@ ngx_http_ondemand_zone_orphan_reply(const proto::message &m)
     }
 
     ngx_shmtx_unlock(&ctx->shpool->mutex);
+}
+
+
+/* every record, in name order: the first with node NULL; NULL after the last */
+
+static ngx_http_ondemand_node_t *
+ngx_http_ondemand_next_node(ngx_http_ondemand_zone_ctx_t *ctx,
+    ngx_http_ondemand_node_t *node)
+{
+    ngx_rbtree_node_t  *root, *sentinel;
+
+    root = ctx->sh->rbtree.root;
+    sentinel = ctx->sh->rbtree.sentinel;
+
+    if (node) {
+        return (ngx_http_ondemand_node_t *)
+                   ngx_rbtree_next(&ctx->sh->rbtree, &node->sn.node);
+    }
+
+    if (root == sentinel) {
+        return NULL;
+    }
+
+    return (ngx_http_ondemand_node_t *) ngx_rbtree_min(root, sentinel);
 }
 
 
