@@ -205,7 +205,7 @@ nginx_write() {
 nginx_start() {
   local name=$1 port=$2 dir=$WORK/nginx-$1
   start_bg "nginx-$name" "$dir/stderr.log" "$NGINX" -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;'
-  wait_until 10000 port_open "$port" || { tail -5 "$dir/error.log" "$dir/stderr.log" >&2; bdie "nginx $name did not listen on $port"; }
+  wait_until 10000 port_open "$port" || { tail -n 5 "$dir/error.log" "$dir/stderr.log" >&2; bdie "nginx $name did not listen on $port"; }
 }
 
 nginx_stop() { stop_bg "nginx-$1" QUIT; }

@@ -48,12 +48,16 @@ section_warm() {
 
   local variants=(plain-noka plain-ka chain-noka chain-ka)
   if [ "$HAVE_OD" = 1 ]; then
+    # one app, one unit: each ondemand variant has an nginx of its own (an nginx refuses two
+    # apps with one unit=); both share helperd, like two nginx instances on one box
     nginx_write warm-od 1 1m "
     upstream bwarm { server unix:$sock; ondemand unit=$unit; }
-    upstream bwarmka { server unix:$sock; ondemand unit=$unit; keepalive 32; }
-    server { listen 127.0.0.1:${port[od-noka]}; location / { ondemand_app bwarm; proxy_pass http://bwarm; } }
-    server { listen 127.0.0.1:${port[od-ka]}; location / { ondemand_app bwarmka; $ka_loc proxy_pass http://bwarmka; } }"
+    server { listen 127.0.0.1:${port[od-noka]}; location / { ondemand_app bwarm; proxy_pass http://bwarm; } }"
     nginx_start warm-od "${port[od-noka]}"
+    nginx_write warm-odka 1 1m "
+    upstream bwarm { server unix:$sock; ondemand unit=$unit; keepalive 32; }
+    server { listen 127.0.0.1:${port[od-ka]}; location / { ondemand_app bwarm; $ka_loc proxy_pass http://bwarm; } }"
+    nginx_start warm-odka "${port[od-ka]}"
     variants=(plain-noka od-noka plain-ka od-ka chain-noka chain-ka)
   else
     blog "warm: helperd is not built yet: ondemand variants skipped"
@@ -71,7 +75,7 @@ section_warm() {
   cpu_pids[plain-noka]=$(nginx_workers warm-plain) cpu_pids[plain-ka]=${cpu_pids[plain-noka]}
   cpu_pids[chain-noka]="${cpu_pids[plain-noka]} $(bg_pid chain-warm)" cpu_pids[chain-ka]=${cpu_pids[chain-noka]}
   if [ "$HAVE_OD" = 1 ]; then
-    cpu_pids[od-noka]=$(nginx_workers warm-od) cpu_pids[od-ka]=${cpu_pids[od-noka]}
+    cpu_pids[od-noka]=$(nginx_workers warm-od) cpu_pids[od-ka]=$(nginx_workers warm-odka)
   fi
   local r i n=${#variants[@]} line c0 c1
   for (( r = 1; r <= rounds; r++ )); do
@@ -87,7 +91,7 @@ section_warm() {
     (( r % 5 == 0 || r == rounds )) && blog "warm: round $r/$rounds done"
   done
 
-  [ "$HAVE_OD" = 1 ] && nginx_stop warm-od
+  [ "$HAVE_OD" = 1 ] && { nginx_stop warm-od; nginx_stop warm-odka; }
   nginx_stop warm-plain
   stop_bg chain-warm
   stop_units "$unit"
