@@ -161,6 +161,7 @@ app_core::freeze_decision app_core::on_freeze(waiter w, std::string unit) {
     case app_phase::failed:
         break;
     }
+    before_freeze_ = phase_;
     begin_attempt(app_phase::freezing);
     unit_ = std::move(unit);
     stop_waiters_.push_back(w);
@@ -172,14 +173,17 @@ app_core::freeze_outcome app_core::freeze_finished(std::uint64_t attempt, bool f
     if (attempt != attempt_ || phase_ != app_phase::freezing) {
         return out;
     }
-    enter(frozen ? app_phase::frozen : app_phase::ready);
+    app_phase now = frozen ? app_phase::frozen : before_freeze_;
+    enter(now);
     out.waiters = std::move(stop_waiters_);
     stop_waiters_.clear();
     if (start_queued_) {
         start_queued_ = false;
         begin_attempt(app_phase::starting);
         unit_ = params_.unit;
-        out.start_next = frozen ? start_decision::thaw_unit : start_decision::check_active;
+        out.start_next = now == app_phase::frozen  ? start_decision::thaw_unit
+                         : now == app_phase::ready ? start_decision::check_active
+                                                   : start_decision::start_unit;
     }
     return out;
 }
@@ -284,6 +288,9 @@ void app_core::forget_owner(std::string_view owner) {
 }
 
 void app_core::on_use(std::string_view owner, steady_time now, std::chrono::milliseconds lease) {
+    // Saturate: a lease beyond the codec's cap (or negative) must not overflow `now + lease`.
+    lease = std::clamp(lease, std::chrono::milliseconds{0},
+                       std::chrono::milliseconds{proto::max_lease_ms});
     std::erase_if(leases_, [now](const use_lease& l) { return l.until <= now; });
     auto it = std::find_if(leases_.begin(), leases_.end(),
                            [owner](const use_lease& l) { return l.owner == owner; });

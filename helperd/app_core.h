@@ -20,6 +20,13 @@ namespace ondemand::helperd {
 using client_id = std::uint64_t;
 using steady_time = std::chrono::steady_clock::time_point;
 
+// A wire count of milliseconds as a duration, saturated at `cap` (the codec's cap for the
+// field): never negative, never overflowing a time point computed from it.
+inline std::chrono::milliseconds saturated_ms(std::uint64_t ms, std::uint64_t cap) {
+    return std::chrono::milliseconds(
+        static_cast<std::chrono::milliseconds::rep>(ms < cap ? ms : cap));
+}
+
 // A client waiting for an answer, with the generation it sent (echoed back to it).
 struct waiter {
     client_id client = 0;
@@ -117,11 +124,12 @@ class app_core {
         bool start_next = false;     // a START came meanwhile: a new attempt began, StartUnit
     };
     stop_outcome stop_finished(std::uint64_t attempt);
-    // The freeze ended: frozen when it worked, ready again when it did not.
+    // The freeze ended: frozen when it worked; when it did not, back in the phase the freeze
+    // began in (a failed FREEZE of a stopped app leaves it stopped, not ready).
     struct freeze_outcome {
         std::vector<waiter> waiters; // answer FROZEN (or the freeze's failure)
         // A START came meanwhile: a new attempt began, to be carried out like this decision
-        // (thaw_unit, or check_active when the freeze failed).
+        // (thaw_unit when frozen, check_active when ready again, start_unit otherwise).
         std::optional<start_decision> start_next;
     };
     freeze_outcome freeze_finished(std::uint64_t attempt, bool frozen);
@@ -173,6 +181,8 @@ class app_core {
     failure_reason last_failure_;
     std::vector<waiter> start_waiters_;
     std::vector<waiter> stop_waiters_;
+    // The phase a freeze attempt began in: a failed freeze returns to it.
+    app_phase before_freeze_ = app_phase::ready;
     std::vector<pending_wait> pending_;
     struct use_lease {
         std::string owner;

@@ -62,8 +62,11 @@ app_driver::~app_driver() {
 
 template <class F>
 auto app_driver::while_current(app_runtime& a, std::uint64_t attempt, app_phase phase, F fn) {
-    return guard_.wrap([this, &a, attempt, phase, fn = std::move(fn)](auto&&... args) {
-        if (current(a, attempt, phase)) {
+    // The record may be gone by then (drop_idle): look it up by name, never through `a`.
+    return guard_.wrap([this, name = a.core.name(), self = &a, attempt, phase,
+                        fn = std::move(fn)](auto&&... args) {
+        auto it = apps_.find(name);
+        if (it != apps_.end() && it->second.get() == self && current(*self, attempt, phase)) {
             fn(std::forward<decltype(args)>(args)...);
         }
     });
@@ -82,6 +85,35 @@ app_driver::app_runtime& app_driver::app(std::string_view name) {
 
 app_core& app_driver::core(std::string_view name) {
     return app(name).core;
+}
+
+std::size_t app_driver::drop_idle() {
+    std::size_t dropped = 0;
+    for (auto it = apps_.begin(); it != apps_.end();) {
+        const app_runtime& a = *it->second;
+        app_phase phase = a.core.phase();
+        bool idle = (phase == app_phase::unknown || phase == app_phase::stopped ||
+                     phase == app_phase::failed) &&
+                    a.core.start_waiters().empty() && a.core.stop_waiters().empty() &&
+                    a.core.pending_waiters() == 0 && !a.core.start_queued() && a.job.empty() &&
+                    !a.explaining && !a.probe;
+        if (!idle) {
+            ++it;
+            continue;
+        }
+        if (!a.object_path.empty()) {
+            if (auto by_path = units_by_path_.find(a.object_path);
+                by_path != units_by_path_.end()) {
+                std::erase(by_path->second, it->first);
+                if (by_path->second.empty()) {
+                    units_by_path_.erase(by_path);
+                }
+            }
+        }
+        it = apps_.erase(it);
+        ++dropped;
+    }
+    return dropped;
 }
 
 void app_driver::touch(std::string_view name) {
@@ -525,10 +557,12 @@ void app_driver::on_active_state(std::string_view path, std::string_view state) 
         // (whatever its phase: a ready app going down is what this is for).
         std::uint64_t attempt = a.core.attempt();
         units_.read_unit_state(
-            a.core.unit(),
-            guard_.wrap([this, &a, attempt](const unit_state& st, const std::string& error) {
-                if (error.empty() && a.core.attempt() == attempt) {
-                    active_state_changed(a, st.active_state);
+            a.core.unit(), guard_.wrap([this, name, self = &a, attempt](const unit_state& st,
+                                                                        const std::string& error) {
+                auto found = apps_.find(name);
+                if (error.empty() && found != apps_.end() && found->second.get() == self &&
+                    self->core.attempt() == attempt) {
+                    active_state_changed(*self, st.active_state);
                 }
             }));
     }

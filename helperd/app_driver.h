@@ -81,6 +81,13 @@ class app_driver {
 
     // The app's bookkeeping, created on first use (leases: USE, and the in-use check).
     app_core& core(std::string_view app);
+    // Whether an app record exists, and how many there are (resource_limits::max_apps).
+    bool has(std::string_view app) const { return apps_.find(app) != apps_.end(); }
+    std::size_t size() const { return apps_.size(); }
+    // Drops every idle record: an app that is unknown, stopped or failed, with nobody waiting
+    // and nothing running or queued for it (its counters and leases go with it). Returns how
+    // many were dropped.
+    std::size_t drop_idle();
     // A request line named the app (STATUS' `last`); no-op for an app not known yet.
     void touch(std::string_view app);
     // Every app with a known unit, in name order.

@@ -6,6 +6,8 @@
 
 #include <boost/asio/write.hpp>
 
+#include <algorithm>
+
 namespace ondemand::helperd {
 
 namespace asio = boost::asio;
@@ -13,7 +15,16 @@ namespace asio = boost::asio;
 client_connection::client_connection(client_id id, asio::local::stream_protocol::socket socket,
                                      peer_credentials peer)
     : id_(id), socket_(std::move(socket)), peer_(std::move(peer)),
-      lease_owner_("#" + std::to_string(id)) {}
+      lease_owner_("#" + std::to_string(id)), line_timer_(socket_.get_executor()) {}
+
+namespace {
+
+// What a queued buffer costs: its allocation (or the inline buffer) and the deque slot.
+std::size_t cost(const std::string& s) {
+    return sizeof(std::string) + s.capacity();
+}
+
+} // namespace
 
 void client_connection::set_instance(std::string_view instance) {
     lease_owner_ = instance;
@@ -23,7 +34,36 @@ void client_connection::set_instance(std::string_view instance) {
 void client_connection::start(line_handler on_line, close_handler on_close) {
     on_line_ = std::move(on_line);
     on_close_ = std::move(on_close);
+    update_line_timer();
     read();
+}
+
+void client_connection::update_line_timer() {
+    bool partial = !got_line_ || reader_.pending() > 0;
+    if (line_timeout_.count() <= 0 || !partial) {
+        if (line_timer_armed_ != 0) {
+            line_timer_armed_ = 0;
+            line_timer_.cancel();
+        }
+        return;
+    }
+    if (line_timer_armed_ != 0) {
+        return; // runs from the first byte of the partial line, not from the latest one
+    }
+    line_timer_armed_ = ++line_timer_count_;
+    line_timer_.expires_after(line_timeout_);
+    line_timer_.async_wait(
+        [self = shared_from_this(), armed = line_timer_armed_](boost::system::error_code ec) {
+            if (ec || self->closed_ || self->line_timer_armed_ != armed) {
+                return;
+            }
+            log(log_level::warning,
+                "client {} (pid {} uid {}): closed: {} ({} bytes) for {} ms (line timeout)",
+                self->id_, self->peer_.pid, self->peer_.uid,
+                self->reader_.pending() > 0 ? "a partial line" : "no line", self->reader_.pending(),
+                self->line_timeout_.count());
+            self->close();
+        });
 }
 
 void client_connection::read() {
@@ -43,6 +83,7 @@ void client_connection::read() {
             self->reader_.commit(n);
             self->consume();
             if (!self->closed_ && !self->closing_) {
+                self->update_line_timer();
                 self->read();
             }
         });
@@ -54,6 +95,7 @@ void client_connection::consume() {
     for (;;) {
         switch (reader_.next(line)) {
         case proto::line_reader::status::line:
+            got_line_ = true;
             on_line_(*this, line);
             if (closed_ || closing_) {
                 return;
@@ -75,17 +117,38 @@ void client_connection::send(std::string_view line) {
     if (closed_) {
         return;
     }
-    if (queued_bytes_ + line.size() > max_queued_bytes) {
-        log(log_level::warning, "client {} (pid {} uid {}): does not read its replies; dropping it",
-            id_, peer_.pid, peer_.uid);
-        close();
+    // Behind the buffer being written, replies share one buffer (fewer allocations to count).
+    if (output_.size() > 1 && output_.back().size() + line.size() <= coalesce_bytes) {
+        std::string& back = output_.back();
+        std::size_t before = cost(back);
+        std::size_t need = back.size() + line.size();
+        std::size_t next_capacity =
+            need <= back.capacity() ? back.capacity() : std::max(need, 2 * back.capacity());
+        if (queued_bytes_ - before + sizeof(std::string) + next_capacity > max_queued_bytes) {
+            drop_slow_reader();
+            return;
+        }
+        back.append(line);
+        queued_bytes_ = queued_bytes_ - before + cost(back);
         return;
     }
-    queued_bytes_ += line.size();
-    output_.emplace_back(line);
+    std::string copy(line);
+    if (queued_bytes_ + cost(copy) > max_queued_bytes) {
+        drop_slow_reader();
+        return;
+    }
+    queued_bytes_ += cost(copy);
+    output_.push_back(std::move(copy));
     if (!writing_) {
         write_next();
     }
+}
+
+void client_connection::drop_slow_reader() {
+    log(log_level::warning,
+        "client {} (pid {} uid {}): does not read its replies ({} bytes queued); dropping it", id_,
+        peer_.pid, peer_.uid, queued_bytes_);
+    close();
 }
 
 void client_connection::write_next() {
@@ -108,7 +171,7 @@ void client_connection::write_next() {
                               self->close();
                               return;
                           }
-                          self->queued_bytes_ -= self->output_.front().size();
+                          self->queued_bytes_ -= cost(self->output_.front());
                           self->output_.pop_front();
                           self->write_next();
                       });
@@ -126,6 +189,8 @@ void client_connection::close() {
         return;
     }
     closed_ = true;
+    line_timer_armed_ = 0;
+    line_timer_.cancel();
     boost::system::error_code ignored;
     socket_.shutdown(asio::socket_base::shutdown_both, ignored);
     socket_.close(ignored);

@@ -10,8 +10,10 @@
 #include "policy.h"
 
 #include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <array>
+#include <chrono>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -22,8 +24,11 @@ namespace ondemand::helperd {
 
 class client_connection : public std::enable_shared_from_this<client_connection> {
   public:
-    // A client that does not read its replies is dropped when this much is queued for it.
+    // A client that does not read its replies is dropped when this much is queued for it,
+    // counted as allocated (each queued buffer's capacity and bookkeeping), not as payload.
     static constexpr std::size_t max_queued_bytes = 4 * 1024 * 1024;
+    // Replies queued behind the one being written are appended to one buffer up to this size.
+    static constexpr std::size_t coalesce_bytes = 64 * 1024;
 
     using line_handler = std::function<void(client_connection&, std::string_view line)>;
     using close_handler = std::function<void(client_id)>;
@@ -40,6 +45,12 @@ class client_connection : public std::enable_shared_from_this<client_connection>
     bool has_instance() const { return has_instance_; }
     void set_instance(std::string_view instance);
 
+    // A line must be complete this long after the connection began or after the first byte
+    // of a partial line; the connection is closed otherwise. Zero: no limit. Before start().
+    void set_line_timeout(std::chrono::milliseconds timeout) { line_timeout_ = timeout; }
+    // Bytes allocated for the replies queued now (what max_queued_bytes limits).
+    std::size_t queued_bytes() const { return queued_bytes_; }
+
     // Starts reading. on_close is called once, when the connection is gone.
     void start(line_handler on_line, close_handler on_close);
     // Queues one line; `line` must end in '\n'.
@@ -52,6 +63,10 @@ class client_connection : public std::enable_shared_from_this<client_connection>
     void read();
     void consume();
     void write_next();
+    void drop_slow_reader();
+    // Arms the line timer when a partial line (or no line yet) is pending, disarms it once
+    // every byte read belongs to a complete line.
+    void update_line_timer();
 
     client_id id_;
     boost::asio::local::stream_protocol::socket socket_;
@@ -65,6 +80,11 @@ class client_connection : public std::enable_shared_from_this<client_connection>
     proto::line_reader reader_{input_.data(), input_.size()};
     std::deque<std::string> output_;
     std::size_t queued_bytes_ = 0;
+    std::chrono::milliseconds line_timeout_{0};
+    boost::asio::steady_timer line_timer_;
+    std::uint64_t line_timer_armed_ = 0; // which arming is current; 0: disarmed
+    std::uint64_t line_timer_count_ = 0;
+    bool got_line_ = false;
     bool writing_ = false;
     bool closing_ = false;
     bool closed_ = false;

@@ -124,6 +124,15 @@ class config_reader {
         throw std::invalid_argument("entries must be numbers or names");
     }
 
+    // A limit: an integer from 1 to 2^31-1.
+    static std::size_t positive_of(const toml::node& node) {
+        auto n = node.value<std::int64_t>();
+        if (!n || *n < 1 || *n > 2147483647) {
+            throw std::invalid_argument("must be an integer from 1 to 2147483647");
+        }
+        return static_cast<std::size_t>(*n);
+    }
+
     static const toml::array& array_of(const toml::node& node) {
         const toml::array* a = node.as_array();
         if (a == nullptr) {
@@ -185,6 +194,14 @@ class config_reader {
             v.allow_gids = ids;
         } else if (name == "socket_mode") {
             v.socket_mode = parse_mode(string_of(node, R"(an octal mode such as "0660")"));
+        } else if (name == "max_connections") {
+            v.max_connections = positive_of(node);
+        } else if (name == "max_connections_per_uid") {
+            v.max_connections_per_uid = positive_of(node);
+        } else if (name == "max_apps") {
+            v.max_apps = positive_of(node);
+        } else if (name == "line_timeout_ms") {
+            v.line_timeout_ms = positive_of(node);
         } else if (name == "log_level") {
             std::string level = string_of(node, "debug, info, warning or error");
             v.level = parse_log_level(level);

@@ -10,6 +10,7 @@
 
 #include <sys/types.h>
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -26,6 +27,11 @@ struct config_values {
     std::optional<std::vector<gid_t>> allow_gids;
     std::optional<mode_t> socket_mode;
     std::optional<log_level> level;
+    // Limits (docs/helperd.md, "Limits"): positive integers.
+    std::optional<std::size_t> max_connections;
+    std::optional<std::size_t> max_connections_per_uid;
+    std::optional<std::size_t> max_apps;
+    std::optional<std::size_t> line_timeout_ms;
 };
 
 struct config_result {

@@ -94,18 +94,18 @@ listen_socket open_listen_socket(const std::string& path, mode_t mode) {
     if (fd.get() < 0) {
         throw os_error("socket", errno);
     }
-    // Nobody may connect before the mode is set: bind with an owner-only umask.
-    mode_t old_umask = ::umask(0177);
+    // The file gets its mode from bind itself, never by path afterwards (a chmod by path
+    // follows a symlink swapped in meanwhile when the directory is writable by others): Linux
+    // creates the socket file with the socket inode's mode (fchmod) less the umask.
+    if (::fchmod(fd.get(), mode & 07777) != 0) {
+        throw os_error("fchmod socket", errno);
+    }
+    mode_t old_umask = ::umask(~mode & 0777);
     int bound = ::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr));
     int bind_errno = errno;
     ::umask(old_umask);
     if (bound != 0) {
         throw os_error(fmt::format("bind {}", path), bind_errno);
-    }
-    if (::chmod(path.c_str(), mode) != 0) {
-        int err = errno;
-        ::unlink(path.c_str());
-        throw os_error(fmt::format("chmod {}", path), err);
     }
     if (::listen(fd.get(), SOMAXCONN) != 0) {
         int err = errno;

@@ -53,7 +53,12 @@ access_rules rules_of(const options& o, const std::string& self) {
     if (!self.empty()) {
         units.exclude(self);
     }
-    return access_rules{std::move(units), peer_policy(o.allow_uids, o.allow_gids)};
+    resource_limits limits;
+    limits.max_connections = o.max_connections;
+    limits.max_connections_per_uid = o.max_connections_per_uid;
+    limits.max_apps = o.max_apps;
+    limits.line_timeout = std::chrono::milliseconds(o.line_timeout_ms);
+    return access_rules{std::move(units), peer_policy(o.allow_uids, o.allow_gids), limits};
 }
 
 // STATUS= for systemctl status: refreshed when it changes, checked once a second.

@@ -49,6 +49,25 @@ parsed_options parse_command_line(int argc, char** argv) {
     auto* log_level_flag = app.add_option("--log-level", level, "debug, info, warning or error")
                                ->capture_default_str()
                                ->check(CLI::IsMember({"debug", "info", "warning", "error"}));
+    const auto limit = CLI::Range(std::size_t{1}, std::size_t{2147483647});
+    auto* max_connections = app.add_option("--max-connections", o.max_connections,
+                                           "connections served at once; more are refused")
+                                ->capture_default_str()
+                                ->check(limit);
+    auto* max_connections_per_uid =
+        app.add_option("--max-connections-per-uid", o.max_connections_per_uid,
+                       "connections served at once from one peer uid")
+            ->capture_default_str()
+            ->check(limit);
+    auto* max_apps =
+        app.add_option("--max-apps", o.max_apps, "app records kept; idle ones are dropped first")
+            ->capture_default_str()
+            ->check(limit);
+    auto* line_timeout_ms =
+        app.add_option("--line-timeout-ms", o.line_timeout_ms,
+                       "close a connection whose line stays incomplete this long")
+            ->capture_default_str()
+            ->check(limit);
     app.add_option("--config", o.config_path, "TOML config file (flags override it)");
     app.add_flag("--check-config", o.check_config,
                  "check the config file and the flags, report every problem, and exit");
@@ -75,6 +94,10 @@ parsed_options parse_command_line(int argc, char** argv) {
     o.given.allow_gids = allow_gids->count() > 0;
     o.given.socket_mode = socket_mode->count() > 0;
     o.given.level = log_level_flag->count() > 0;
+    o.given.max_connections = max_connections->count() > 0;
+    o.given.max_connections_per_uid = max_connections_per_uid->count() > 0;
+    o.given.max_apps = max_apps->count() > 0;
+    o.given.line_timeout_ms = line_timeout_ms->count() > 0;
     if (use_user) {
         o.bus.type = bus_address::kind::user;
     } else if (*bus) {
@@ -108,6 +131,11 @@ options merge_config(const options& command_line, const config_values& file) {
     take_from_file(given.allow_gids, file.allow_gids, o.allow_gids);
     take_from_file(given.socket_mode, file.socket_mode, o.socket_mode);
     take_from_file(given.level, file.level, o.level);
+    take_from_file(given.max_connections, file.max_connections, o.max_connections);
+    take_from_file(given.max_connections_per_uid, file.max_connections_per_uid,
+                   o.max_connections_per_uid);
+    take_from_file(given.max_apps, file.max_apps, o.max_apps);
+    take_from_file(given.line_timeout_ms, file.line_timeout_ms, o.line_timeout_ms);
     return o;
 }
 

@@ -24,6 +24,11 @@ struct options {
     std::vector<gid_t> allow_gids;
     mode_t socket_mode = 0660;
     log_level level = log_level::info;
+    // Limits (docs/helperd.md, "Limits"); the defaults are resource_limits' (policy.h).
+    std::size_t max_connections = 512;
+    std::size_t max_connections_per_uid = 256;
+    std::size_t max_apps = 4096;
+    std::size_t line_timeout_ms = 10000;
     std::string config_path;
     bool check_config = false;
 
@@ -36,6 +41,10 @@ struct options {
         bool allow_gids = false;
         bool socket_mode = false;
         bool level = false;
+        bool max_connections = false;
+        bool max_connections_per_uid = false;
+        bool max_apps = false;
+        bool line_timeout_ms = false;
     } given;
 };
 

@@ -6,6 +6,8 @@
 
 #include <sys/types.h>
 
+#include <chrono>
+#include <cstddef>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -61,6 +63,25 @@ class peer_policy {
   private:
     std::vector<uid_t> uids_;
     std::vector<gid_t> gids_;
+};
+
+// How much any peer may take of helperd (docs/helperd.md, "Limits"). Beyond a connection cap a
+// new connection is answered `ERROR connection limit: <cap>=N` and closed; beyond the app cap
+// a request naming a new app is answered `ERROR app limit: max_apps=N`.
+struct resource_limits {
+    static constexpr std::size_t default_max_connections = 512;
+    static constexpr std::size_t default_max_connections_per_uid = 256;
+    static constexpr std::size_t default_max_apps = 4096;
+    static constexpr std::chrono::milliseconds default_line_timeout{10000};
+
+    std::size_t max_connections = default_max_connections;
+    std::size_t max_connections_per_uid = default_max_connections_per_uid;
+    // App records (every name a START, WAIT, STOP, FREEZE or USE named). Idle records (no
+    // unit running, nobody waiting) are dropped first when the cap is reached.
+    std::size_t max_apps = default_max_apps;
+    // A connection must complete a line this long after it connected or after the first
+    // byte of a partial line (half-line/slowloris timeout); it is closed otherwise.
+    std::chrono::milliseconds line_timeout = default_line_timeout;
 };
 
 } // namespace ondemand::helperd

@@ -18,6 +18,16 @@ using namespace std::chrono_literals;
 namespace {
 
 constexpr auto shutdown_flush_limit = 2s;
+// Out of descriptors (or memory) at accept: wait this long before accepting again, as nginx
+// does, rather than failing in a loop.
+constexpr auto accept_pause = 500ms;
+
+bool out_of_resources(const boost::system::error_code& ec) {
+    return ec == boost::system::errc::too_many_files_open ||
+           ec == boost::system::errc::too_many_files_open_in_system ||
+           ec == boost::system::errc::no_buffer_space ||
+           ec == boost::system::errc::not_enough_memory;
+}
 
 proto::message make(proto::verb verb, std::string_view app, std::uint64_t gen = 0,
                     std::string_view text = {}) {
@@ -42,7 +52,8 @@ std::int64_t unix_ms(std::chrono::system_clock::time_point t) {
 } // namespace
 
 server::server(asio::io_context& io, access_rules rules, unit_manager& units)
-    : io_(io), rules_(std::move(rules)), driver_(io, units, replies_), shutdown_timer_(io) {}
+    : io_(io), rules_(std::move(rules)), accept_pause_(io), driver_(io, units, replies_),
+      shutdown_timer_(io) {}
 
 server::~server() {
     guard_.revoke();
@@ -74,13 +85,28 @@ void server::accept() {
                 if (ec == asio::error::operation_aborted) {
                     return;
                 }
-                // EMFILE and the like: keep serving the clients we have.
+                if (out_of_resources(ec)) {
+                    pause_accept(ec);
+                    return;
+                }
                 log(log_level::error, "accept: {}", ec.message());
             } else {
                 on_accepted(std::move(socket));
             }
             accept();
         }));
+}
+
+void server::pause_accept(const boost::system::error_code& ec) {
+    // Keep serving the clients we have; try again after the pause (one log line per pause).
+    log(log_level::warning, "accept: {}; not accepting for {} ms ({} clients)", ec.message(),
+        std::chrono::milliseconds(accept_pause).count(), clients_.size());
+    accept_pause_.expires_after(accept_pause);
+    accept_pause_.async_wait(guard_.wrap([this](boost::system::error_code wait_ec) {
+        if (!wait_ec && !shutting_down_) {
+            accept();
+        }
+    }));
 }
 
 void server::on_accepted(asio::local::stream_protocol::socket socket) {
@@ -94,8 +120,31 @@ void server::on_accepted(asio::local::stream_protocol::socket socket) {
         client->close_after_flush();
         return;
     }
+    const resource_limits& limits = rules_.limits;
+    std::size_t& of_uid = clients_per_uid_[peer.uid];
+    const char* cap = nullptr;
+    std::size_t cap_value = 0;
+    if (clients_.size() >= limits.max_connections) {
+        cap = "max_connections";
+        cap_value = limits.max_connections;
+    } else if (of_uid >= limits.max_connections_per_uid) {
+        cap = "max_connections_per_uid";
+        cap_value = limits.max_connections_per_uid;
+    }
+    if (cap != nullptr) {
+        if (of_uid == 0) {
+            clients_per_uid_.erase(peer.uid);
+        }
+        log(log_level::warning, "refused client {} (pid {} uid {}): connection limit {}={}", id,
+            peer.pid, peer.uid, cap, cap_value);
+        client->send(fmt::format("ERROR connection limit: {}={}\n", cap, cap_value));
+        client->close_after_flush();
+        return;
+    }
+    ++of_uid;
     log(log_level::info, "client {} connected (pid {} uid {} gid {})", id, peer.pid, peer.uid,
         peer.gid);
+    client->set_line_timeout(limits.line_timeout);
     clients_.emplace(id, client);
     client->start([this](client_connection& c, std::string_view line) { on_line(c, line); },
                   guard_.wrap([this](client_id gone) { on_client_closed(gone); }));
@@ -105,6 +154,10 @@ void server::on_client_closed(client_id id) {
     std::string owner;
     if (auto it = clients_.find(id); it != clients_.end()) {
         owner = it->second->lease_owner();
+        uid_t uid = it->second->peer().uid;
+        if (auto n = clients_per_uid_.find(uid); n != clients_per_uid_.end() && --n->second == 0) {
+            clients_per_uid_.erase(n);
+        }
         clients_.erase(it);
     }
     // An nginx's leases last while any of its workers is connected. USE lines sent before its
@@ -147,6 +200,9 @@ void server::on_line(client_connection& client, std::string_view line) {
         return;
     }
     waiter w{client.id(), m.gen};
+    if (refuse_new_app(client, m)) {
+        return;
+    }
     switch (m.kind) {
     case proto::verb::hello:
         handle_hello(client, m);
@@ -165,7 +221,7 @@ void server::on_line(client_connection& client, std::string_view line) {
         break;
     case proto::verb::use:
         driver_.core(m.app).on_use(client.lease_owner(), std::chrono::steady_clock::now(),
-                                   std::chrono::milliseconds(m.lease_ms));
+                                   saturated_ms(m.lease_ms, proto::max_lease_ms));
         break;
     case proto::verb::status:
         handle_status(client);
@@ -175,6 +231,40 @@ void server::on_line(client_connection& client, std::string_view line) {
         break;
     }
     driver_.touch(m.app);
+}
+
+bool server::refuse_new_app(client_connection& client, const proto::message& m) {
+    switch (m.kind) {
+    case proto::verb::start:
+    case proto::verb::wait:
+    case proto::verb::stop:
+    case proto::verb::freeze:
+    case proto::verb::use:
+        break;
+    default:
+        return false;
+    }
+    std::size_t cap = rules_.limits.max_apps;
+    if (driver_.has(m.app) || driver_.size() < cap) {
+        return false;
+    }
+    // A scan costs O(max_apps): after one that freed little, refuse for a while without one.
+    auto now = std::chrono::steady_clock::now();
+    if (now >= next_idle_scan_) {
+        std::size_t dropped = driver_.drop_idle();
+        if (dropped > 0) {
+            log(log_level::warning, "app limit max_apps={} reached: dropped {} idle app records",
+                cap, dropped);
+        }
+        if (dropped < cap / 16 + 1) {
+            next_idle_scan_ = now + 100ms;
+        }
+    }
+    if (driver_.size() < cap) {
+        return false;
+    }
+    refuse_line(client, fmt::format("app limit: max_apps={}", cap));
+    return true;
 }
 
 void server::send(client_connection& client, const proto::message& m) {
@@ -263,7 +353,7 @@ void server::handle_start(client_connection& client, const proto::message& m) {
     }
     driver_.start({client.id(), m.gen}, m.app,
                   {std::string(m.unit), std::string(m.ready),
-                   std::chrono::milliseconds(m.timeout_ms), std::string(m.socket)});
+                   saturated_ms(m.timeout_ms, proto::max_timeout_ms), std::string(m.socket)});
 }
 
 void server::handle_stop(client_connection& client, const proto::message& m) {

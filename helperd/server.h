@@ -30,6 +30,7 @@ namespace ondemand::helperd {
 struct access_rules {
     unit_allowlist units;
     peer_policy peers;
+    resource_limits limits;
 };
 
 class server {
@@ -73,6 +74,11 @@ class server {
     };
 
     void accept();
+    // EMFILE, ENFILE and the like: no accept for a while (as nginx does), clients still served.
+    void pause_accept(const boost::system::error_code& ec);
+    // A request names an app helperd has no record of while max_apps records exist: drops
+    // idle records, else refuses the line (ERROR) and returns true.
+    bool refuse_new_app(client_connection& client, const proto::message& m);
     void on_accepted(boost::asio::local::stream_protocol::socket socket);
     void on_line(client_connection& client, std::string_view line);
     void on_client_closed(client_id id);
@@ -95,6 +101,9 @@ class server {
     access_rules rules_;
     std::unique_ptr<boost::asio::local::stream_protocol::acceptor> acceptor_;
     std::map<client_id, std::shared_ptr<client_connection>> clients_;
+    std::map<uid_t, std::size_t> clients_per_uid_;
+    steady_time next_idle_scan_{}; // see refuse_new_app
+    boost::asio::steady_timer accept_pause_;
     client_id next_client_ = 1;
     client_replies replies_{*this};
     app_driver driver_;

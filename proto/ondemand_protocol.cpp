@@ -117,6 +117,12 @@ bool parse_u64(std::string_view s, std::uint64_t& out) {
     return ec == std::errc{} && p == s.data() + s.size();
 }
 
+// A generation: a u64 of at most max_gen. `out` is set even when too large, for the message.
+bool parse_gen(std::string_view s, std::uint64_t& out) {
+    out = 0;
+    return parse_u64(s, out) && out <= max_gen;
+}
+
 parse_result fail(const char* why) {
     parse_result r;
     r.error = why;
@@ -297,8 +303,9 @@ parse_result parse(std::string_view line) {
         if ((bad = check_app(m.app))) {
             return fail(bad);
         }
-        if (!parse_u64(gen, m.gen)) {
-            return fail("invalid generation");
+        if (!parse_gen(gen, m.gen)) {
+            return fail(m.gen > max_gen ? "generation too large (at most 2^53)"
+                                        : "invalid generation");
         }
         if (!valid_unit_name(m.unit)) {
             return fail("invalid unit name");
@@ -308,6 +315,9 @@ parse_result parse(std::string_view line) {
         }
         if (!parse_u64(timeout, m.timeout_ms) || m.timeout_ms == 0) {
             return fail("invalid timeout");
+        }
+        if (m.timeout_ms > max_timeout_ms) {
+            return fail("timeout too large (at most 86400000 ms)");
         }
         if (!valid_socket_path(m.socket)) {
             return fail("invalid socket path");
@@ -323,8 +333,9 @@ parse_result parse(std::string_view line) {
         if ((bad = check_app(m.app))) {
             return fail(bad);
         }
-        if (!parse_u64(gen, m.gen)) {
-            return fail("invalid generation");
+        if (!parse_gen(gen, m.gen)) {
+            return fail(m.gen > max_gen ? "generation too large (at most 2^53)"
+                                        : "invalid generation");
         }
         if (!valid_unit_name(m.unit)) {
             return fail("invalid unit name");
@@ -344,11 +355,15 @@ parse_result parse(std::string_view line) {
         if ((bad = check_app(m.app))) {
             return fail(bad);
         }
-        if (!parse_u64(gen, m.gen)) {
-            return fail("invalid generation");
+        if (!parse_gen(gen, m.gen)) {
+            return fail(m.gen > max_gen ? "generation too large (at most 2^53)"
+                                        : "invalid generation");
         }
         if (!parse_u64(lease, m.lease_ms) || m.lease_ms == 0) {
             return fail("invalid lease");
+        }
+        if (m.lease_ms > max_lease_ms) {
+            return fail("lease too large (at most 2592000000 ms)");
         }
         break;
     }
@@ -363,8 +378,9 @@ parse_result parse(std::string_view line) {
         if ((bad = check_app(m.app))) {
             return fail(bad);
         }
-        if (!parse_u64(gen, m.gen)) {
-            return fail("invalid generation");
+        if (!parse_gen(gen, m.gen)) {
+            return fail(m.gen > max_gen ? "generation too large (at most 2^53)"
+                                        : "invalid generation");
         }
         break;
 
@@ -375,8 +391,9 @@ parse_result parse(std::string_view line) {
         if ((bad = check_app(m.app))) {
             return fail(bad);
         }
-        if (!parse_u64(gen, m.gen)) {
-            return fail("invalid generation");
+        if (!parse_gen(gen, m.gen)) {
+            return fail(m.gen > max_gen ? "generation too large (at most 2^53)"
+                                        : "invalid generation");
         }
         {
             std::string_view code;
@@ -534,10 +551,13 @@ class line_writer {
 };
 
 bool valid_for_format(const message& m) {
+    if (m.gen > max_gen) {
+        return false;
+    }
     switch (m.kind) {
     case verb::start:
         return valid_app_name(m.app) && valid_unit_name(m.unit) && valid_ready_mode(m.ready) &&
-               m.timeout_ms > 0 && valid_socket_path(m.socket);
+               m.timeout_ms > 0 && m.timeout_ms <= max_timeout_ms && valid_socket_path(m.socket);
     case verb::stop:
     case verb::freeze:
     case verb::app:
@@ -547,7 +567,7 @@ bool valid_for_format(const message& m) {
     case verb::hello:
         return valid_instance_name(m.instance);
     case verb::use:
-        return valid_app_name(m.app) && m.lease_ms > 0;
+        return valid_app_name(m.app) && m.lease_ms > 0 && m.lease_ms <= max_lease_ms;
     case verb::wait:
     case verb::ready:
     case verb::stopped:

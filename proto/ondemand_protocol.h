@@ -19,6 +19,14 @@ inline constexpr std::size_t max_unit_name_length = 255;
 // sizeof(sockaddr_un::sun_path) minus the terminating NUL.
 inline constexpr std::size_t max_socket_path_length = 107;
 inline constexpr std::size_t max_http_path_length = 1024;
+// Numeric field caps (docs/PROTOCOL.md): larger values are refused with an ERROR line, so that
+// no side converts an absurd number into a duration or a time point that overflows.
+// gen: at most 2^53 (exact in a double, far beyond any counter).
+inline constexpr std::uint64_t max_gen = std::uint64_t{1} << 53;
+// START's timeout_ms: at most one day.
+inline constexpr std::uint64_t max_timeout_ms = 24ULL * 60 * 60 * 1000;
+// USE's lease_ms: at most 30 days (more than nginx's own largest time, 2^31-1 ms).
+inline constexpr std::uint64_t max_lease_ms = 30ULL * 24 * 60 * 60 * 1000;
 
 enum class verb : std::uint8_t {
     // requests (nginx -> helperd)

@@ -267,6 +267,7 @@ void HelperdTest::start_helperd(const std::vector<std::string>& flags, bool test
         args.insert(args.end(), {"--allow-unit", "ondemand-it-*.service"});
     }
     args.insert(args.end(), flags.begin(), flags.end());
+    args.insert(args.begin(), helperd_wrapper_.begin(), helperd_wrapper_.end());
     std::vector<char*> cargs = c_argv(args);
 
     std::vector<std::string> env_strings;

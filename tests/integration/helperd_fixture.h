@@ -81,6 +81,9 @@ class HelperdTest : public ::testing::Test {
     int count_log(const std::string& needle) const;
     std::string active_state(const std::string& unit);
 
+    // A program helperd runs under, with its arguments (absolute path first), e.g.
+    // {"/usr/bin/prlimit", "--nofile=1024:1024", "--"}: it must exec helperd in its own pid.
+    std::vector<std::string> helperd_wrapper_;
     std::string bin_dir_;
     std::string dir_;
     std::string helperd_socket_;

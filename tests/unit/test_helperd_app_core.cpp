@@ -273,6 +273,47 @@ TEST(AppCore, FailedFreezeLeavesTheAppReady) {
     EXPECT_EQ(app.phase(), app_phase::ready);
 }
 
+TEST(AppCore, FailedFreezeOfAStoppedAppLeavesItStopped) {
+    app_core app("blog");
+    app.on_start({1, 1}, params());
+    app.start_succeeded(app.attempt());
+    std::vector<waiter> canceled;
+    app.on_stop({1, 1}, "ondemand-blog.service", canceled);
+    app.stop_finished(app.attempt());
+    ASSERT_EQ(app.phase(), app_phase::stopped);
+    EXPECT_EQ(app.on_freeze({1, 2}, "ondemand-blog.service"), freeze_decision::freeze_unit);
+    auto out = app.freeze_finished(app.attempt(), false);
+    EXPECT_THAT(out.waiters, ElementsAre(waiter{1, 2}));
+    EXPECT_EQ(app.phase(), app_phase::stopped) << "a failed FREEZE must not mark it ready";
+
+    app_core never("www");
+    never.on_freeze({1, 1}, "ondemand-www.service");
+    never.freeze_finished(never.attempt(), false);
+    EXPECT_EQ(never.phase(), app_phase::unknown);
+}
+
+TEST(AppCore, StartQueuedBehindAFailedFreezeOfAStoppedAppStartsTheUnit) {
+    app_core app("blog");
+    app.on_freeze({1, 1}, "ondemand-blog.service");
+    EXPECT_EQ(app.on_start({2, 1}, params()), decision::after_stop);
+    auto out = app.freeze_finished(app.attempt(), false);
+    ASSERT_TRUE(out.start_next.has_value());
+    EXPECT_EQ(*out.start_next, decision::start_unit) << "nothing runs: start it, not re-check";
+}
+
+TEST(AppCore, LeaseArithmeticSaturates) {
+    app_core app("blog");
+    app.on_use("nginx-a", t0, std::chrono::milliseconds::max());
+    auto left = app.used_elsewhere("nginx-b", t0);
+    ASSERT_TRUE(left.has_value());
+    EXPECT_EQ(*left, std::chrono::milliseconds(proto::max_lease_ms));
+    app.on_use("nginx-c", t0, std::chrono::milliseconds(-1));
+    EXPECT_FALSE(app.used_elsewhere("nginx-a", t0).has_value()) << "a negative lease is none";
+    EXPECT_EQ(saturated_ms(UINT64_MAX, proto::max_timeout_ms),
+              std::chrono::milliseconds(proto::max_timeout_ms));
+    EXPECT_EQ(saturated_ms(5000, proto::max_timeout_ms), 5000ms);
+}
+
 TEST(AppCore, StartDuringFreezeFollowsIt) {
     app_core app("blog");
     app.on_start({1, 1}, params());

@@ -1,6 +1,7 @@
 // helperd's TOML config file and how flags override it.
 #include "config.h"
 #include "options.h"
+#include "policy.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -117,4 +118,38 @@ TEST(HelperdConfig, ParseHelpers) {
     EXPECT_EQ(parse_uid("root"), 0u);
     EXPECT_THROW(parse_uid("no-such-user-here"), std::invalid_argument);
     EXPECT_EQ(parse_gid("root"), 0u);
+}
+
+TEST(HelperdConfig, Limits) {
+    config_result r = parse_config(R"(
+max_connections = 100
+max_connections_per_uid = 10
+max_apps = 500
+line_timeout_ms = 2000
+)",
+                                   "test.toml");
+    ASSERT_TRUE(r.ok()) << r.errors[0];
+    EXPECT_EQ(r.values.max_connections, 100u);
+    EXPECT_EQ(r.values.max_connections_per_uid, 10u);
+    EXPECT_EQ(r.values.max_apps, 500u);
+    EXPECT_EQ(r.values.line_timeout_ms, 2000u);
+
+    config_result bad = parse_config("max_apps = 0\nmax_connections = \"many\"\n", "bad.toml");
+    ASSERT_EQ(bad.errors.size(), 2u);
+    EXPECT_THAT(bad.errors[0], HasSubstr("max_apps"));
+    EXPECT_THAT(bad.errors[1], HasSubstr("max_connections"));
+
+    options defaults;
+    EXPECT_EQ(defaults.max_connections, resource_limits::default_max_connections);
+    EXPECT_EQ(defaults.max_connections_per_uid, resource_limits::default_max_connections_per_uid);
+    EXPECT_EQ(defaults.max_apps, resource_limits::default_max_apps);
+    EXPECT_EQ(std::chrono::milliseconds(defaults.line_timeout_ms),
+              resource_limits::default_line_timeout);
+    options cli;
+    cli.max_apps = 7;
+    cli.given.max_apps = true;
+    options o = merge_config(cli, r.values);
+    EXPECT_EQ(o.max_apps, 7u) << "the flag wins";
+    EXPECT_EQ(o.max_connections, 100u);
+    EXPECT_EQ(o.line_timeout_ms, 2000u);
 }

@@ -54,7 +54,7 @@ TEST(Protocol, StartParsesEveryField) {
 TEST(Protocol, EveryVerbRoundTrips) {
     for (const char* line : {
              "START blog 1 ondemand-blog.service connect 5000 /run/a.sock",
-             "START a.b_c-d 18446744073709551615 ondemand-x@a\\x2db.service notify 1 /s",
+             "START a.b_c-d 9007199254740992 ondemand-x@a\\x2db.service notify 1 /s",
              "START blog 0 ondemand-blog.service http:/x?y=1 5000 /run/a.sock",
              "HELLO nginx-1f2e3d4c5b6a7988",
              "WAIT blog 7",
@@ -369,5 +369,45 @@ TEST(Protocol, AppFormatRefusesInvalidFields) {
     m.attrs = "starts=1 ";
     EXPECT_EQ(format_line(m), "");
     m.attrs = "no_value";
+    EXPECT_EQ(format_line(m), "");
+}
+
+// Numeric fields are capped (docs/PROTOCOL.md, "Fields"): nothing larger reaches a conversion
+// to a duration or a time point.
+TEST(Protocol, CapsGenerationsTimeoutsAndLeases) {
+    const std::string gen_cap = std::to_string(proto::max_gen);
+    const std::string gen_over = std::to_string(proto::max_gen + 1);
+    EXPECT_TRUE(proto::parse("WAIT blog " + gen_cap).ok);
+    expect_refused("WAIT blog " + gen_over, "generation too large (at most 2^53)");
+    expect_refused("USE blog 18446744073709551615 1000", "generation too large (at most 2^53)");
+    expect_refused("STOP blog " + gen_over + " ondemand-blog.service",
+                   "generation too large (at most 2^53)");
+
+    const std::string pre = "START blog 1 ondemand-blog.service connect ";
+    EXPECT_TRUE(proto::parse(pre + "86400000 /s").ok);
+    expect_refused(pre + "86400001 /s", "timeout too large (at most 86400000 ms)");
+    expect_refused(pre + "10000000000000 /s", "timeout too large (at most 86400000 ms)");
+    expect_refused(pre + "18446744073709551615 /s", "timeout too large (at most 86400000 ms)");
+
+    EXPECT_TRUE(proto::parse("USE blog 2 2592000000").ok);
+    expect_refused("USE blog 2 2592000001", "lease too large (at most 2592000000 ms)");
+    expect_refused("USE blog 2 10000000000000", "lease too large (at most 2592000000 ms)");
+}
+
+TEST(Protocol, FormatRefusesNumbersBeyondTheCaps) {
+    proto::message m;
+    m.kind = verb::start;
+    m.app = "blog";
+    m.unit = "ondemand-blog.service";
+    m.ready = "connect";
+    m.socket = "/s";
+    m.timeout_ms = proto::max_timeout_ms + 1;
+    EXPECT_EQ(format_line(m), "");
+    m.timeout_ms = proto::max_timeout_ms;
+    m.gen = proto::max_gen + 1;
+    EXPECT_EQ(format_line(m), "");
+    m.kind = verb::use;
+    m.gen = 1;
+    m.lease_ms = proto::max_lease_ms + 1;
     EXPECT_EQ(format_line(m), "");
 }
