@@ -91,6 +91,14 @@ ngx_http_ondemand_set_param(ngx_http_ondemand_app_conf_t *acf, ngx_str_t *arg)
             return NGX_ERROR;
         }
 
+        /* helperd refuses a START whose timeout_ms is over the protocol's cap */
+
+        if (p->offset == offsetof(ngx_http_ondemand_app_conf_t, start_timeout)
+            && t > proto::max_timeout_ms)
+        {
+            return NGX_ERROR;
+        }
+
         *(ngx_msec_t *) ((u_char *) acf + p->offset) = t;
         return NGX_OK;
     }

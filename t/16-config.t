@@ -30,6 +30,7 @@ my @bad = (
     [ upstream('a', 'unit=a.service ready=http:health'), qr/invalid ready mode "http:health"/ ],
     [ upstream('a', 'unit=a.service start_timeout=soon'), qr/invalid value "start_timeout=soon"/ ],
     [ upstream('a', 'unit=a.service start_timeout=0'), qr/invalid value "start_timeout=0"/ ],
+    [ upstream('a', 'unit=a.service start_timeout=25h'), qr/invalid value "start_timeout=25h"/ ],
     [ upstream('a', 'unit=a.service idle_timeout=-1'), qr/invalid value "idle_timeout=-1"/ ],
     [ upstream('a', 'unit=a.service queue=0'), qr/invalid value "queue=0"/ ],
     [ upstream('a', 'unit=a.service stop_timeout=0'), qr/invalid value "stop_timeout=0"/ ],
