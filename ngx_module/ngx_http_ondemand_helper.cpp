@@ -509,6 +509,8 @@ ngx_http_ondemand_helper_write(ngx_event_t *wev)
 static void
 ngx_http_ondemand_helper_line(std::string_view line)
 {
+    u_char                       c, safe[200];
+    size_t                       i, n;
     proto::parse_result          pr;
     ngx_http_ondemand_helper_t  *h;
 
@@ -520,9 +522,18 @@ ngx_http_ondemand_helper_line(std::string_view line)
     pr = proto::parse(line);
 
     if (!pr.ok) {
+        /* its start, with control bytes made visible: it goes to the log */
+
+        n = ngx_min(line.size(), sizeof(safe));
+
+        for (i = 0; i < n; i++) {
+            c = (u_char) line[i];
+            safe[i] = (c >= 0x20 && c < 0x7f) ? c : '?';
+        }
+
         ngx_log_error(NGX_LOG_ERR, h->log, 0,
-                      "ondemand: bad line from helper (%s): \"%*s\"",
-                      pr.error, line.size(), line.data());
+                      "ondemand: bad line from helper (%s): \"%*s\"%s",
+                      pr.error, n, safe, n < line.size() ? "..." : "");
         return;
     }
 

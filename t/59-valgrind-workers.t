@@ -3,7 +3,8 @@
 # forks; --trace-children=yes follows execs too), with leak checking on. It goes through a
 # keep_warm start, a cold herd, an eviction under ondemand_max_running, a full hold queue, an
 # idle freeze and thaw, a DOWN from helperd, a helper that sends a line longer than the limit, a
-# reload and a worker killed with SIGKILL. Every process's valgrind log must stay empty: no
+# reload and a worker killed with SIGKILL. A helper line with control bytes reaches the error log
+# with them made visible. Every process's valgrind log must stay empty: no
 # memory error and no definite leak.
 
 use strict;
@@ -85,11 +86,14 @@ unlink helperd_socket();
 my $fake = fork() // die "fork: $!";
 if ($fake == 0) {
     my $srv = IO::Socket::UNIX->new(Local => helperd_socket(), Listen => 16) or POSIX::_exit(1);
-    while (my $c = $srv->accept) { print {$c} 'x' x 5000; }
+    while (my $c = $srv->accept) { print {$c} "\e[2Jjunk\n", 'x' x 5000; }
     POSIX::_exit(0);
 }
 ok(wait_log_line($log, qr/line too long from helper/, from => $from, timeout => 60),
     'a too-long line from the helper closes the connection');
+ok(wait_log_line($log, qr/bad line from helper \(control character in line\): "\?\[2Jjunk"/,
+    from => $from, timeout => 10), 'a line with control bytes is logged with them made visible');
+is(count_log_lines($log, qr/\e/), 0, 'no raw control byte reached the error log');
 kill 'KILL', $fake;
 waitpid($fake, 0);
 unlink helperd_socket();
