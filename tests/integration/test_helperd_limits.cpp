@@ -181,6 +181,12 @@ TEST_F(HelperdTest, AppRecordsAreCapped) {
 // descriptors; after each, a fresh client's START of a ready app is answered READY and
 // helperd's RSS stays bounded.
 TEST_F(HelperdTest, AdversarialClientsDoNotExhaustHelperd) {
+#if defined(__SANITIZE_ADDRESS__)
+    // ASan keeps freed memory in quarantine (256 MB) and adds shadow memory: an RSS bound says
+    // nothing there, and its exit-time leak check outlasts the fixture's deadline. The plain
+    // build runs this test; the sanitized build runs the other limits tests.
+    GTEST_SKIP() << "RSS bounds are not meaningful under AddressSanitizer";
+#endif
     std::signal(SIGPIPE, SIG_IGN);
     rlimit lim{};
     ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &lim), 0);
