@@ -29,7 +29,6 @@ install_app('q', never_listen => 1);
 start_helperd();
 
 my $vdir = testdir() . '/valgrind';
-mkdir $vdir or die "$vdir: $!";
 my $http = <<"EOF2";
     upstream warm { server unix:${\ app_socket('warm')}; ondemand unit=${\ app_unit('warm')} keep_warm; }
     upstream app { server unix:${\ app_socket('app')}; ondemand unit=${\ app_unit('app')} idle_timeout=1h; }
@@ -45,10 +44,7 @@ EOF2
 start_nginx(
     helper_timeout => '2s',
     timeout => 120,
-    wrapper => [ 'valgrind', '--quiet', '--error-exitcode=99', '--trace-children=yes',
-                 '--leak-check=full', '--show-leak-kinds=definite',
-                 '--errors-for-leak-kinds=definite', "--log-file=$vdir/vg.%p",
-                 '--suppressions=' . repo_root() . '/t/valgrind-nginx.supp' ],
+    wrapper => valgrind_wrapper($vdir),
     http => $http);
 my $port = nginx_port();
 my $log = nginx_error_log();
@@ -113,16 +109,9 @@ is(get('app')->{status}, 200, 'after the worker death: 200');
 
 my $status = stop_daemon('nginx', signal => 'QUIT', timeout => 120);
 is($status >> 8, 0, 'nginx under valgrind exited cleanly');
-my @reports;
-my @logs = glob "$vdir/vg.*";
-for my $f (@logs) {
-    my ($pid) = $f =~ /(\d+)$/;
-    next if $pid == $killed;    # SIGKILL: no report
-    my $text = do { local $/; open(my $fh, '<', $f) or die "$f: $!"; <$fh> } // '';
-    push @reports, "$f:\n$text" if $text ne '';
-}
-ok(@logs >= 4, 'valgrind logs of the master and the workers') or diag("logs: @logs");
-is(scalar(@reports), 0, 'valgrind reported nothing (no memory error, no definite leak)')
-    or diag(join("\n", @reports));
+my ($logs, $reports) = valgrind_reports($vdir, skip => [$killed]);
+ok(@$logs >= 4, 'valgrind logs of the master and the workers') or diag("logs: @$logs");
+is(scalar(@$reports), 0, 'valgrind reported nothing (no memory error, no definite leak)')
+    or diag(join("\n", @$reports));
 
 done_testing();

@@ -23,7 +23,6 @@ install_app('back');
 start_helperd();
 
 my $vdir = testdir() . '/valgrind';
-mkdir $vdir or die "$vdir: $!";
 my $http = <<"EOF2";
     upstream narrow { server unix:${\ app_socket('narrow')}; ondemand unit=${\ app_unit('narrow')} idle_timeout=0; keepalive 4; }
     upstream down { server unix:${\ app_socket('down')}; ondemand unit=${\ app_unit('down')} idle_timeout=0; }
@@ -38,10 +37,7 @@ EOF2
 start_nginx(
     helper_timeout => '2s',
     timeout => 120,
-    wrapper => [ 'valgrind', '--quiet', '--error-exitcode=99', '--trace-children=yes',
-                 '--leak-check=full', '--show-leak-kinds=definite',
-                 '--errors-for-leak-kinds=definite', "--log-file=$vdir/vg.%p",
-                 '--suppressions=' . repo_root() . '/t/valgrind-nginx.supp' ],
+    wrapper => valgrind_wrapper($vdir),
     http => $http);
 my $port = nginx_port();
 my $log = nginx_error_log();
@@ -66,14 +62,9 @@ is(collect($bg)->[0]{status}, 200, 'back: held, then 200 when helperd is back');
 
 my $status = stop_daemon('nginx', signal => 'QUIT', timeout => 120);
 is($status >> 8, 0, 'nginx under valgrind exited cleanly');
-my @reports;
-my @logs = glob "$vdir/vg.*";
-for my $f (@logs) {
-    my $text = do { local $/; open(my $fh, '<', $f) or die "$f: $!"; <$fh> } // '';
-    push @reports, "$f:\n$text" if $text ne '';
-}
-ok(@logs >= 3, 'valgrind logs of the master and the workers') or diag("logs: @logs");
-is(scalar(@reports), 0, 'valgrind reported nothing (no memory error, no definite leak)')
-    or diag(join("\n", @reports));
+my ($logs, $reports) = valgrind_reports($vdir);
+ok(@$logs >= 3, 'valgrind logs of the master and the workers') or diag("logs: @$logs");
+is(scalar(@$reports), 0, 'valgrind reported nothing (no memory error, no definite leak)')
+    or diag(join("\n", @$reports));
 
 done_testing();

@@ -27,7 +27,7 @@ our @EXPORT = qw(
   bg_get_many bg_done collect status_counts fmt_counts
   abort_storm
   app_log_lines app_main_pid pid_gone kill_app_main signal_pids
-  access_lines h2load
+  access_lines h2load valgrind_wrapper valgrind_reports
 );
 
 # ------------------------------------------------------------------------------- the stack
@@ -361,6 +361,33 @@ sub h2load {
     return \%r;
 }
 
+# valgrind around every nginx process (master and forked workers), leak checking on, one log
+# per process in $dir (created); nginx's own known leaks suppressed (t/valgrind-nginx.supp).
+sub valgrind_wrapper {
+    my ($dir) = @_;
+    mkdir $dir or croak "$dir: $!";
+    return [ 'valgrind', '--quiet', '--error-exitcode=99', '--trace-children=yes',
+             '--leak-check=full', '--show-leak-kinds=definite',
+             '--errors-for-leak-kinds=definite', "--log-file=$dir/vg.%p",
+             '--suppressions=' . repo_root() . '/t/valgrind-nginx.supp' ];
+}
+
+# The valgrind logs in $dir (one per process) and the non-empty ones as "file:\ntext" reports;
+# %o{skip}: pids whose log is not read (a SIGKILLed worker leaves none).
+sub valgrind_reports {
+    my ($dir, %o) = @_;
+    my %skip = map { $_ => 1 } @{ $o{skip} // [] };
+    my @logs = glob "$dir/vg.*";
+    my @reports;
+    for my $f (@logs) {
+        my ($pid) = $f =~ /(\d+)$/;
+        next if $skip{$pid};
+        my $text = do { local $/; open(my $fh, '<', $f) or croak "$f: $!"; <$fh> } // '';
+        push @reports, "$f:\n$text" if $text ne '';
+    }
+    return (\@logs, \@reports);
+}
+
 1;
 
 __END__
@@ -372,6 +399,10 @@ Ondemand::Faults - fault injection helpers for the fault suite (t/5*.t, issue #1
 =head1 FUNCTIONS
 
 =over
+
+=item valgrind_wrapper($dir), valgrind_reports($dir, skip => [$pid])
+
+nginx under valgrind (wrapper for start_nginx) and the reports it left.
 
 =item fault_stack(apps => [ name => {...}, ... ], h2port => $p, locations => '...', helper_timeout => '5s', no_helperd => 1)
 
