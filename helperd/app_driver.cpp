@@ -122,9 +122,11 @@ void app_driver::touch(std::string_view name) {
     }
 }
 
-std::vector<app_status> app_driver::status() const {
+std::vector<app_status> app_driver::status(std::string_view after, std::size_t limit) const {
     std::vector<app_status> out;
-    for (const auto& [name, a] : apps_) {
+    for (auto it = after.empty() ? apps_.begin() : apps_.upper_bound(after);
+         it != apps_.end() && out.size() < limit; ++it) {
+        const auto& [name, a] = *it;
         if (a->core.phase() == app_phase::unknown || a->core.unit().empty()) {
             continue;
         }

@@ -90,8 +90,9 @@ class app_driver {
     std::size_t drop_idle();
     // A request line named the app (STATUS' `last`); no-op for an app not known yet.
     void touch(std::string_view app);
-    // Every app with a known unit, in name order.
-    std::vector<app_status> status() const;
+    // Apps with a known unit, in name order: at most `limit` of them, from the first whose
+    // name sorts after `after` ("" : from the first).
+    std::vector<app_status> status(std::string_view after, std::size_t limit) const;
     std::size_t count(app_phase phase) const;
 
     // A client is gone: forget what it waits for, and the leases of `owners`.

@@ -104,8 +104,10 @@ void client_connection::consume() {
         case proto::line_reader::status::need_more:
             return;
         case proto::line_reader::status::too_long:
-            log(log_level::warning, "client {} (pid {} uid {}): refused line: line too long", id_,
-                peer_.pid, peer_.uid);
+            if (std::uint64_t held = 0; refusal_log_.allow(log_limiter::clock::now(), held)) {
+                log(log_level::warning, "client {} (pid {} uid {}): refused line: line too long{}",
+                    id_, peer_.pid, peer_.uid, held_back_note(held));
+            }
             send("ERROR line too long\n");
             close_after_flush();
             return;
@@ -156,6 +158,10 @@ void client_connection::write_next() {
         writing_ = false;
         if (closing_) {
             close();
+        } else if (on_drained_) {
+            auto drained = std::move(on_drained_);
+            on_drained_ = nullptr;
+            drained(); // may queue more and set the next one
         }
         return;
     }
@@ -196,6 +202,7 @@ void client_connection::close() {
     socket_.close(ignored);
     output_.clear();
     queued_bytes_ = 0;
+    on_drained_ = nullptr;
     if (on_close_) {
         auto on_close = std::move(on_close_);
         on_close(id_);

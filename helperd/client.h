@@ -6,6 +6,7 @@
 #define ONDEMAND_HELPERD_CLIENT_H
 
 #include "app_core.h"
+#include "log.h"
 #include "ondemand_protocol.h"
 #include "policy.h"
 
@@ -51,6 +52,24 @@ class client_connection : public std::enable_shared_from_this<client_connection>
     // Bytes allocated for the replies queued now (what max_queued_bytes limits).
     std::size_t queued_bytes() const { return queued_bytes_; }
 
+    // Requests of this client that await an answer (START, WAIT, STOP, FREEZE handed to the
+    // driver): the server counts them to cap what one client may keep waiting.
+    std::size_t waits() const { return waits_; }
+    void wait_added() { ++waits_; }
+    void wait_answered() {
+        if (waits_ > 0) {
+            --waits_;
+        }
+    }
+
+    // Called once when everything queued has been written (a long answer such as STATUS is
+    // produced a page at a time, so that it never sits whole in memory); nullptr: nothing.
+    void when_drained(std::function<void()> fn) { on_drained_ = std::move(fn); }
+    bool draining() const { return static_cast<bool>(on_drained_); }
+
+    // Bounds the log lines about this client's refused lines (log.h).
+    log_limiter& refusal_log() { return refusal_log_; }
+
     // Starts reading. on_close is called once, when the connection is gone.
     void start(line_handler on_line, close_handler on_close);
     // Queues one line; `line` must end in '\n'.
@@ -78,6 +97,9 @@ class client_connection : public std::enable_shared_from_this<client_connection>
     // The partial line: room for the longest line and its '\n'.
     std::array<char, proto::max_line_length + 1> input_{};
     proto::line_reader reader_{input_.data(), input_.size()};
+    std::function<void()> on_drained_;
+    log_limiter refusal_log_;
+    std::size_t waits_ = 0;
     std::deque<std::string> output_;
     std::size_t queued_bytes_ = 0;
     std::chrono::milliseconds line_timeout_{0};

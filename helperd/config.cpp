@@ -202,6 +202,8 @@ class config_reader {
             v.max_apps = positive_of(node);
         } else if (name == "line_timeout_ms") {
             v.line_timeout_ms = positive_of(node);
+        } else if (name == "max_waits_per_client") {
+            v.max_waits_per_client = positive_of(node);
         } else if (name == "log_level") {
             std::string level = string_of(node, "debug, info, warning or error");
             v.level = parse_log_level(level);

@@ -32,6 +32,7 @@ struct config_values {
     std::optional<std::size_t> max_connections_per_uid;
     std::optional<std::size_t> max_apps;
     std::optional<std::size_t> line_timeout_ms;
+    std::optional<std::size_t> max_waits_per_client;
 };
 
 struct config_result {

@@ -117,4 +117,24 @@ void log_line(log_level level, std::string_view text, log_context ctx) {
     std::fflush(stderr);
 }
 
+bool log_limiter::allow(clock::time_point now, std::uint64_t& held_back) {
+    if (in_window_ == 0 || now - window_start_ >= window_) {
+        window_start_ = now;
+        in_window_ = 0;
+    }
+    if (in_window_ >= burst_) {
+        ++held_back_;
+        return false;
+    }
+    ++in_window_;
+    held_back = held_back_;
+    held_back_ = 0;
+    return true;
+}
+
+std::string held_back_note(std::uint64_t held_back) {
+    return held_back == 0 ? std::string()
+                          : fmt::format(" ({} similar lines not logged)", held_back);
+}
+
 } // namespace ondemand::helperd

@@ -7,7 +7,11 @@
 
 #include <fmt/format.h>
 
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <utility>
 
@@ -45,6 +49,35 @@ void log(log_context ctx, log_level level, fmt::format_string<Args...> format, A
         log_line(level, fmt::format(format, std::forward<Args>(args)...), ctx);
     }
 }
+
+// Bounds how often one kind of line is logged, so that a peer cannot flood the journal (one
+// refused line per junk line sent would be millions): up to `burst` lines per `window`, then
+// none until the window ends; the next line let through says how many were held back.
+class log_limiter {
+  public:
+    using clock = std::chrono::steady_clock;
+    static constexpr std::size_t default_burst = 10;
+    static constexpr std::chrono::seconds default_window{10};
+
+    explicit log_limiter(std::size_t burst = default_burst, clock::duration window = default_window)
+        : burst_(burst), window_(window) {}
+
+    // Whether a line may be logged at `now`. When it may, `held_back` receives the number of
+    // lines refused since the last one let through (0 usually), and the count restarts.
+    bool allow(clock::time_point now, std::uint64_t& held_back);
+    // Lines refused since the last one let through (for a last word when the peer leaves).
+    std::uint64_t held_back() const { return held_back_; }
+
+  private:
+    std::size_t burst_;
+    clock::duration window_;
+    clock::time_point window_start_{};
+    std::size_t in_window_ = 0;
+    std::uint64_t held_back_ = 0;
+};
+
+// ", N similar lines not logged" when N > 0: the suffix for a line a log_limiter let through.
+std::string held_back_note(std::uint64_t held_back);
 
 } // namespace ondemand::helperd
 

@@ -58,6 +58,7 @@ access_rules rules_of(const options& o, const std::string& self) {
     limits.max_connections_per_uid = o.max_connections_per_uid;
     limits.max_apps = o.max_apps;
     limits.line_timeout = std::chrono::milliseconds(o.line_timeout_ms);
+    limits.max_waits_per_client = o.max_waits_per_client;
     return access_rules{std::move(units), peer_policy(o.allow_uids, o.allow_gids), limits};
 }
 

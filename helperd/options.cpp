@@ -68,6 +68,11 @@ parsed_options parse_command_line(int argc, char** argv) {
                        "close a connection whose line stays incomplete this long")
             ->capture_default_str()
             ->check(limit);
+    auto* max_waits_per_client =
+        app.add_option("--max-waits-per-client", o.max_waits_per_client,
+                       "requests one connection may have awaiting an answer at once")
+            ->capture_default_str()
+            ->check(limit);
     app.add_option("--config", o.config_path, "TOML config file (flags override it)");
     app.add_flag("--check-config", o.check_config,
                  "check the config file and the flags, report every problem, and exit");
@@ -98,6 +103,7 @@ parsed_options parse_command_line(int argc, char** argv) {
     o.given.max_connections_per_uid = max_connections_per_uid->count() > 0;
     o.given.max_apps = max_apps->count() > 0;
     o.given.line_timeout_ms = line_timeout_ms->count() > 0;
+    o.given.max_waits_per_client = max_waits_per_client->count() > 0;
     if (use_user) {
         o.bus.type = bus_address::kind::user;
     } else if (*bus) {
@@ -136,6 +142,7 @@ options merge_config(const options& command_line, const config_values& file) {
                    o.max_connections_per_uid);
     take_from_file(given.max_apps, file.max_apps, o.max_apps);
     take_from_file(given.line_timeout_ms, file.line_timeout_ms, o.line_timeout_ms);
+    take_from_file(given.max_waits_per_client, file.max_waits_per_client, o.max_waits_per_client);
     return o;
 }
 

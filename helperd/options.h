@@ -29,6 +29,7 @@ struct options {
     std::size_t max_connections_per_uid = 256;
     std::size_t max_apps = 4096;
     std::size_t line_timeout_ms = 10000;
+    std::size_t max_waits_per_client = 4096;
     std::string config_path;
     bool check_config = false;
 
@@ -45,6 +46,7 @@ struct options {
         bool max_connections_per_uid = false;
         bool max_apps = false;
         bool line_timeout_ms = false;
+        bool max_waits_per_client = false;
     } given;
 };
 

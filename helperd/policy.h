@@ -73,6 +73,7 @@ struct resource_limits {
     static constexpr std::size_t default_max_connections_per_uid = 256;
     static constexpr std::size_t default_max_apps = 4096;
     static constexpr std::chrono::milliseconds default_line_timeout{10000};
+    static constexpr std::size_t default_max_waits_per_client = 4096;
 
     std::size_t max_connections = default_max_connections;
     std::size_t max_connections_per_uid = default_max_connections_per_uid;
@@ -82,6 +83,10 @@ struct resource_limits {
     // A connection must complete a line this long after it connected or after the first
     // byte of a partial line (half-line/slowloris timeout); it is closed otherwise.
     std::chrono::milliseconds line_timeout = default_line_timeout;
+    // Requests one connection may have waiting for an answer at once (START, WAIT, STOP,
+    // FREEZE); beyond it a request is answered `FAILED app gen other wait limit: ...`. nginx
+    // has at most one or two per app per worker.
+    std::size_t max_waits_per_client = default_max_waits_per_client;
 };
 
 } // namespace ondemand::helperd

@@ -18,6 +18,8 @@ using namespace std::chrono_literals;
 namespace {
 
 constexpr auto shutdown_flush_limit = 2s;
+// STATUS lines written at once (about 100 bytes each).
+constexpr std::size_t status_page_apps = 256;
 // Out of descriptors (or memory) at accept: wait this long before accepting again, as nginx
 // does, rather than failing in a loop.
 constexpr auto accept_pause = 500ms;
@@ -113,9 +115,12 @@ void server::on_accepted(asio::local::stream_protocol::socket socket) {
     peer_credentials peer = read_peer_credentials(socket.native_handle());
     client_id id = next_client_++;
     auto client = std::make_shared<client_connection>(id, std::move(socket), peer);
+    std::uint64_t held = 0;
     if (!rules_.peers.allows(peer)) {
-        log(log_level::warning, "refused client {} (pid {} uid {} gid {}): peer not allowed", id,
-            peer.pid, peer.uid, peer.gid);
+        if (refused_clients_log_.allow(std::chrono::steady_clock::now(), held)) {
+            log(log_level::warning, "refused client {} (pid {} uid {} gid {}): peer not allowed{}",
+                id, peer.pid, peer.uid, peer.gid, held_back_note(held));
+        }
         client->send("ERROR peer not allowed\n");
         client->close_after_flush();
         return;
@@ -135,8 +140,10 @@ void server::on_accepted(asio::local::stream_protocol::socket socket) {
         if (of_uid == 0) {
             clients_per_uid_.erase(peer.uid);
         }
-        log(log_level::warning, "refused client {} (pid {} uid {}): connection limit {}={}", id,
-            peer.pid, peer.uid, cap, cap_value);
+        if (refused_clients_log_.allow(std::chrono::steady_clock::now(), held)) {
+            log(log_level::warning, "refused client {} (pid {} uid {}): connection limit {}={}{}",
+                id, peer.pid, peer.uid, cap, cap_value, held_back_note(held));
+        }
         client->send(fmt::format("ERROR connection limit: {}={}\n", cap, cap_value));
         client->close_after_flush();
         return;
@@ -152,8 +159,10 @@ void server::on_accepted(asio::local::stream_protocol::socket socket) {
 
 void server::on_client_closed(client_id id) {
     std::string owner;
+    std::uint64_t held = 0;
     if (auto it = clients_.find(id); it != clients_.end()) {
         owner = it->second->lease_owner();
+        held = it->second->refusal_log().held_back();
         uid_t uid = it->second->peer().uid;
         if (auto n = clients_per_uid_.find(uid); n != clients_per_uid_.end() && --n->second == 0) {
             clients_per_uid_.erase(n);
@@ -170,7 +179,7 @@ void server::on_client_closed(client_id id) {
         owners.push_back(owner);
     }
     driver_.forget_client(id, owners);
-    log(log_level::info, "client {} disconnected", id);
+    log(log_level::info, "client {} disconnected{}", id, held_back_note(held));
     if (shutting_down_ && clients_.empty() && shutdown_done_) {
         shutdown_timer_.cancel();
         auto done = std::move(shutdown_done_);
@@ -179,10 +188,43 @@ void server::on_client_closed(client_id id) {
     }
 }
 
+bool server::log_refusal(client_connection& client, std::uint64_t& held) {
+    return client.refusal_log().allow(std::chrono::steady_clock::now(), held);
+}
+
 void server::refuse_line(client_connection& client, std::string_view why) {
-    log(log_level::warning, "client {} (pid {} uid {}): refused line: {}", client.id(),
-        client.peer().pid, client.peer().uid, why);
+    if (std::uint64_t held = 0; log_refusal(client, held)) {
+        log(log_level::warning, "client {} (pid {} uid {}): refused line: {}{}", client.id(),
+            client.peer().pid, client.peer().uid, why, held_back_note(held));
+    }
     send(client, make(proto::verb::error, {}, 0, why));
+}
+
+// One connection may not keep more than max_waits_per_client requests waiting: each is a
+// waiter in some app's lists until it is answered (a WAIT for a start that never comes stays
+// a minute), so an unbounded flood would grow helperd without end.
+bool server::refuse_too_many_waits(client_connection& client, const proto::message& m) {
+    switch (m.kind) {
+    case proto::verb::start:
+    case proto::verb::wait:
+    case proto::verb::stop:
+    case proto::verb::freeze:
+        break;
+    default:
+        return false;
+    }
+    std::size_t cap = rules_.limits.max_waits_per_client;
+    if (client.waits() < cap) {
+        return false;
+    }
+    std::string why = fmt::format("wait limit: max_waits_per_client={}", cap);
+    if (std::uint64_t held = 0; log_refusal(client, held)) {
+        log({m.app, m.unit}, log_level::warning, "client {} (pid {} uid {}): {} {} refused: {}{}",
+            client.id(), client.peer().pid, client.peer().uid, proto::verb_name(m.kind), m.app, why,
+            held_back_note(held));
+    }
+    send(client, failed(m.app, m.gen, {proto::failure::other, why}));
+    return true;
 }
 
 void server::on_line(client_connection& client, std::string_view line) {
@@ -200,7 +242,7 @@ void server::on_line(client_connection& client, std::string_view line) {
         return;
     }
     waiter w{client.id(), m.gen};
-    if (refuse_new_app(client, m)) {
+    if (refuse_too_many_waits(client, m) || refuse_new_app(client, m)) {
         return;
     }
     switch (m.kind) {
@@ -211,6 +253,7 @@ void server::on_line(client_connection& client, std::string_view line) {
         handle_start(client, m);
         break;
     case proto::verb::wait:
+        client.wait_added();
         driver_.wait(w, m.app);
         break;
     case proto::verb::stop:
@@ -278,9 +321,10 @@ void server::send(client_connection& client, const proto::message& m) {
     client.send(std::string_view(buf.data(), n));
 }
 
-void server::send(client_id id, const proto::message& m) {
-    auto it = clients_.find(id);
+void server::answer_waiter(const waiter& w, const proto::message& m) {
+    auto it = clients_.find(w.client);
     if (it != clients_.end()) {
+        it->second->wait_answered();
         send(*it->second, m);
     }
 }
@@ -288,14 +332,14 @@ void server::send(client_id id, const proto::message& m) {
 void server::client_replies::answer(const std::vector<waiter>& waiters, proto::verb verb,
                                     std::string_view app) {
     for (const waiter& w : waiters) {
-        owner_.send(w.client, make(verb, app, w.gen));
+        owner_.answer_waiter(w, make(verb, app, w.gen));
     }
 }
 
 void server::client_replies::answer_failed(const std::vector<waiter>& waiters, std::string_view app,
                                            const failure_reason& why) {
     for (const waiter& w : waiters) {
-        owner_.send(w.client, failed(app, w.gen, why));
+        owner_.answer_waiter(w, failed(app, w.gen, why));
     }
 }
 
@@ -323,9 +367,12 @@ bool server::refuse_unit(client_connection& client, const proto::message& m) {
     if (rules_.units.allows(m.unit)) {
         return false;
     }
-    log({m.app, m.unit}, log_level::warning,
-        "client {} (pid {} uid {}): {} {} refused: not-allowed: {}", client.id(), client.peer().pid,
-        client.peer().uid, proto::verb_name(m.kind), m.app, m.unit);
+    if (std::uint64_t held = 0; log_refusal(client, held)) {
+        log({m.app, m.unit}, log_level::warning,
+            "client {} (pid {} uid {}): {} {} refused: not-allowed: {}{}", client.id(),
+            client.peer().pid, client.peer().uid, proto::verb_name(m.kind), m.app, m.unit,
+            held_back_note(held));
+    }
     send(client, failed(m.app, m.gen, {proto::failure::not_allowed, std::string(m.unit)}));
     return true;
 }
@@ -338,9 +385,11 @@ bool server::refuse_in_use(client_connection& client, const proto::message& m) {
     if (!left) {
         return false;
     }
-    log({m.app, m.unit}, log_level::info,
-        "client {}: {} {} refused: in use by another client for {} ms more", client.id(),
-        proto::verb_name(m.kind), m.app, left->count());
+    if (std::uint64_t held = 0; log_refusal(client, held)) {
+        log({m.app, m.unit}, log_level::info,
+            "client {}: {} {} refused: in use by another client for {} ms more{}", client.id(),
+            proto::verb_name(m.kind), m.app, left->count(), held_back_note(held));
+    }
     send(client, failed(m.app, m.gen,
                         {proto::failure::in_use,
                          fmt::format("by another client for {} ms more", left->count())}));
@@ -351,6 +400,7 @@ void server::handle_start(client_connection& client, const proto::message& m) {
     if (refuse_unit(client, m)) {
         return;
     }
+    client.wait_added();
     driver_.start({client.id(), m.gen}, m.app,
                   {std::string(m.unit), std::string(m.ready),
                    saturated_ms(m.timeout_ms, proto::max_timeout_ms), std::string(m.socket)});
@@ -360,6 +410,7 @@ void server::handle_stop(client_connection& client, const proto::message& m) {
     if (refuse_unit(client, m) || (!m.force && refuse_in_use(client, m))) {
         return;
     }
+    client.wait_added();
     driver_.stop({client.id(), m.gen}, m.app, m.unit);
 }
 
@@ -367,6 +418,7 @@ void server::handle_freeze(client_connection& client, const proto::message& m) {
     if (refuse_unit(client, m) || refuse_in_use(client, m)) {
         return;
     }
+    client.wait_added();
     driver_.freeze({client.id(), m.gen}, m.app, m.unit);
 }
 
@@ -382,7 +434,19 @@ void server::handle_hello(client_connection& client, const proto::message& m) {
 }
 
 void server::handle_status(client_connection& client) {
-    for (const app_status& a : driver_.status()) {
+    if (client.draining()) {
+        refuse_line(client, "STATUS already in progress");
+        return;
+    }
+    send_status_page(client, {});
+}
+
+// STATUS is written a page at a time: the next page once the client has taken the last one,
+// so that 10,000 apps never sit whole in helperd's memory nor in a reply queue. The page
+// starts after the last app sent, so apps that come or go meanwhile do not upset it.
+void server::send_status_page(client_connection& client, const std::string& after) {
+    std::vector<app_status> page = driver_.status(after, status_page_apps);
+    for (const app_status& a : page) {
         proto::message m = make(proto::verb::app, a.name);
         m.state = phase_name(a.phase);
         m.unit = a.unit;
@@ -391,7 +455,15 @@ void server::handle_status(client_connection& client) {
         m.attrs = attrs;
         send(client, m);
     }
-    send(client, make(proto::verb::end, {}));
+    if (page.size() < status_page_apps) {
+        send(client, make(proto::verb::end, {}));
+        return;
+    }
+    client.when_drained(guard_.wrap([this, id = client.id(), last = page.back().name] {
+        if (auto it = clients_.find(id); it != clients_.end()) {
+            send_status_page(*it->second, last);
+        }
+    }));
 }
 
 // ---- shutdown and bus loss --------------------------------------------------------------------

@@ -10,6 +10,7 @@
 #include "app_driver.h"
 #include "client.h"
 #include "guard.h"
+#include "log.h"
 #include "ondemand_protocol.h"
 #include "policy.h"
 #include "systemd.h"
@@ -88,13 +89,20 @@ class server {
     void handle_freeze(client_connection& client, const proto::message& m);
     void handle_hello(client_connection& client, const proto::message& m);
     void handle_status(client_connection& client);
+    void send_status_page(client_connection& client, const std::string& after);
     // The unit is outside the allowlist: answers FAILED not-allowed and returns true.
     bool refuse_unit(client_connection& client, const proto::message& m);
     // Another nginx holds a use lease: answers FAILED in-use and returns true.
     bool refuse_in_use(client_connection& client, const proto::message& m);
+    // More requests awaiting an answer than max_waits_per_client: answers FAILED and returns
+    // true.
+    bool refuse_too_many_waits(client_connection& client, const proto::message& m);
     void refuse_line(client_connection& client, std::string_view why);
+    // Whether a refusal of this client's may be logged now (its log_limiter); see log.h.
+    static bool log_refusal(client_connection& client, std::uint64_t& held);
 
-    void send(client_id client, const proto::message& m);
+    // An answer to a request the client had waiting (it counts against max_waits_per_client).
+    void answer_waiter(const waiter& w, const proto::message& m);
     void send(client_connection& client, const proto::message& m);
 
     boost::asio::io_context& io_;
@@ -102,7 +110,8 @@ class server {
     std::unique_ptr<boost::asio::local::stream_protocol::acceptor> acceptor_;
     std::map<client_id, std::shared_ptr<client_connection>> clients_;
     std::map<uid_t, std::size_t> clients_per_uid_;
-    steady_time next_idle_scan_{}; // see refuse_new_app
+    log_limiter refused_clients_log_; // refusals at accept, from every peer together
+    steady_time next_idle_scan_{};    // see refuse_new_app
     boost::asio::steady_timer accept_pause_;
     client_id next_client_ = 1;
     client_replies replies_{*this};

@@ -257,6 +257,8 @@ TEST_F(HelperdTest, AdversarialClientsDoNotExhaustHelperd) {
         legit_start("20 clients that never read");
         rss_bounded("20 clients that never read");
         EXPECT_GE(count_log("does not read its replies"), 1);
+        EXPECT_THAT(count_log("refused line"), Lt(2000))
+            << "3.2 million junk lines are not logged one by one";
         for (int fd : fds) {
             ::close(fd);
         }
@@ -314,4 +316,108 @@ TEST_F(HelperdTest, AdversarialClientsDoNotExhaustHelperd) {
         rss_bounded("a 1.5 MB line and binary junk");
     }
     EXPECT_EQ(count_log("StartUnit " + unit), 1) << "the legit app stayed up throughout";
+}
+
+// A client may keep only max_waits_per_client requests waiting; answered ones free their slot.
+TEST_F(HelperdTest, WaitingRequestsPerClientAreCapped) {
+    std::string unit = testapp_unit("capped", "");
+    start_helperd({"--max-waits-per-client", "2"});
+    auto c = connect();
+    c->send("WAIT first 1"); // no START for it: it waits (up to a minute)
+    c->send(start_line("capped", 1, unit));
+    EXPECT_EQ(c->read_line(30s), "READY capped 1");
+    c->send(start_line("capped", 2, unit));
+    EXPECT_EQ(c->read_line(), "READY capped 2") << "an answered request no longer counts";
+    c->send("WAIT second 1");
+    c->send("WAIT third 1");
+    EXPECT_EQ(c->read_line(), "FAILED third 1 other wait limit: max_waits_per_client=2");
+    auto other = connect();
+    other->send(start_line("capped", 3, unit));
+    EXPECT_EQ(other->read_line(), "READY capped 3") << "the cap is per client";
+    EXPECT_EQ(count_log("WAIT third refused: wait limit: max_waits_per_client=2"), 1);
+}
+
+// One client's junk is logged a few lines at a time, not once per line: a peer cannot flood
+// the journal. What was held back is counted when the client leaves.
+TEST_F(HelperdTest, RefusedLinesAreLoggedAtABoundedRate) {
+    start_helperd();
+    auto junk = connect();
+    std::string lines;
+    for (int i = 0; i < 5000; ++i) {
+        lines += "READY x 1\n";
+    }
+    junk->send_raw(lines + "STATUS\n");
+    std::optional<std::string> line;
+    int errors = 0;
+    while ((line = junk->read_line()) && *line != "END") {
+        ++errors;
+    }
+    EXPECT_EQ(errors, 5000) << "every junk line is still answered ERROR";
+    EXPECT_LE(count_log("refused line"), 10);
+    junk.reset();
+    auto probe = connect(); // the disconnect is logged before this one's STATUS is answered
+    for (int i = 0; i < 100 && count_log("similar lines not logged") == 0; ++i) {
+        probe->send("STATUS");
+        EXPECT_EQ(probe->read_line(), "END");
+    }
+    EXPECT_THAT(helperd_log(), HasSubstr("disconnected (4990 similar lines not logged)"));
+}
+
+// STATUS with 10,000 apps: every app, in name order, then END, written a page at a time:
+// clients that ask and never read cost helperd one page each, not the whole answer.
+TEST_F(HelperdTest, StatusListsTenThousandAppsAPageAtATime) {
+#if defined(__SANITIZE_ADDRESS__)
+    GTEST_SKIP() << "RSS bounds are not meaningful under AddressSanitizer";
+#endif
+    std::signal(SIGPIPE, SIG_IGN);
+    start_helperd({"--max-apps", "20000"});
+    constexpr int apps = 10000;
+    {
+        // Units that do not exist: StartUnit fails at once, and the app is listed as failed.
+        auto c = connect();
+        for (int batch = 0; batch < apps / 1000; ++batch) {
+            std::string lines;
+            for (int i = batch * 1000; i < (batch + 1) * 1000; ++i) {
+                std::string n = std::to_string(i);
+                std::string app = "app" + std::string(5 - n.size(), '0') + n;
+                lines += start_line(app, 1, "ondemand-it-none-" + app + ".service") + "\n";
+            }
+            c->send_raw(lines);
+            for (int i = 0; i < 1000; ++i) {
+                auto answer = c->read_line(30s);
+                ASSERT_TRUE(answer && answer->starts_with("FAILED app")) << answer.value_or("");
+            }
+        }
+    }
+    long before = vm_rss_kb(helperd_pid_);
+    std::vector<int> silent;
+    for (int k = 0; k < 20; ++k) {
+        int fd = raw_connect(helperd_socket_);
+        ASSERT_GE(fd, 0);
+        send_all(fd, "STATUS\n");
+        silent.push_back(fd);
+    }
+    auto c = connect();
+    c->send("STATUS");
+    int listed = 0;
+    std::string previous;
+    std::optional<std::string> line;
+    while ((line = c->read_line(30s)) && *line != "END") {
+        ASSERT_TRUE(line->starts_with("APP app")) << *line;
+        std::string name = line->substr(4, line->find(' ', 4) - 4);
+        EXPECT_LT(previous, name) << "in name order, each once";
+        previous = name;
+        ++listed;
+    }
+    EXPECT_EQ(line, "END");
+    EXPECT_EQ(listed, apps);
+    long after = vm_rss_kb(helperd_pid_);
+    std::printf("helperd VmRSS with 10,000 apps: %ld kB; with 20 unread STATUS: %ld kB\n", before,
+                after);
+    EXPECT_THAT(after - before, Lt(8 * 1024))
+        << "20 unread STATUS answers of ~1 MB each are not queued whole";
+    EXPECT_EQ(count_log("does not read its replies"), 0);
+    for (int fd : silent) {
+        ::close(fd);
+    }
 }

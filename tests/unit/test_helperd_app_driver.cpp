@@ -139,8 +139,28 @@ TEST_F(AppDriver, AFailedStartJobIsAnsweredWithTheUnitsResult) {
     EXPECT_EQ(replies.lines,
               std::vector<std::string>{"1: FAILED blog 7 unit-failed start job failed: result "
                                        "exit-code, main process exited with status 3"});
-    ASSERT_EQ(driver->status().size(), 1u);
-    EXPECT_EQ(driver->status()[0].failures, 1u);
+    ASSERT_EQ(driver->status("", 10).size(), 1u);
+    EXPECT_EQ(driver->status("", 10)[0].failures, 1u);
+}
+
+TEST_F(AppDriver, StatusIsReadAPageAtATimeInNameOrder) {
+    for (const char* app : {"d", "b", "a", "c", "e"}) {
+        driver->start({1, 1}, app, notify_start());
+    }
+    driver->wait({1, 1}, "only-waited-for"); // no unit known: not listed
+    auto names = [](const std::vector<app_status>& page) {
+        std::vector<std::string> out;
+        for (const app_status& a : page) {
+            out.push_back(a.name);
+        }
+        return out;
+    };
+    EXPECT_EQ(names(driver->status("", 2)), (std::vector<std::string>{"a", "b"}));
+    EXPECT_EQ(names(driver->status("b", 2)), (std::vector<std::string>{"c", "d"}));
+    EXPECT_EQ(names(driver->status("d", 2)), (std::vector<std::string>{"e"}));
+    EXPECT_TRUE(driver->status("e", 2).empty());
+    EXPECT_EQ(names(driver->status("bb", 10)), (std::vector<std::string>{"c", "d", "e"}))
+        << "a page starts after the last app sent even when that app is gone";
 }
 
 TEST_F(AppDriver, AStartUnitThatSystemdRefusesFailsAtOnce) {

@@ -126,6 +126,7 @@ max_connections = 100
 max_connections_per_uid = 10
 max_apps = 500
 line_timeout_ms = 2000
+max_waits_per_client = 64
 )",
                                    "test.toml");
     ASSERT_TRUE(r.ok()) << r.errors[0];
@@ -133,6 +134,7 @@ line_timeout_ms = 2000
     EXPECT_EQ(r.values.max_connections_per_uid, 10u);
     EXPECT_EQ(r.values.max_apps, 500u);
     EXPECT_EQ(r.values.line_timeout_ms, 2000u);
+    EXPECT_EQ(r.values.max_waits_per_client, 64u);
 
     config_result bad = parse_config("max_apps = 0\nmax_connections = \"many\"\n", "bad.toml");
     ASSERT_EQ(bad.errors.size(), 2u);
@@ -145,6 +147,7 @@ line_timeout_ms = 2000
     EXPECT_EQ(defaults.max_apps, resource_limits::default_max_apps);
     EXPECT_EQ(std::chrono::milliseconds(defaults.line_timeout_ms),
               resource_limits::default_line_timeout);
+    EXPECT_EQ(defaults.max_waits_per_client, resource_limits::default_max_waits_per_client);
     options cli;
     cli.max_apps = 7;
     cli.given.max_apps = true;
