@@ -150,16 +150,20 @@ typedef struct {
 } ngx_http_ondemand_loc_conf_t;
 
 
-/* what happened to a request, for $ondemand_status */
-typedef enum {
-    NGX_HTTP_ONDEMAND_WARM = 0,
-    NGX_HTTP_ONDEMAND_COLD,
-    NGX_HTTP_ONDEMAND_QUEUE_FULL,
-    NGX_HTTP_ONDEMAND_TIMEOUT,
-    NGX_HTTP_ONDEMAND_FAILED,
-    NGX_HTTP_ONDEMAND_UNAVAILABLE,
-    NGX_HTTP_ONDEMAND_ABANDONED       /* the client left while it was held */
-} ngx_http_ondemand_outcome_e;
+/*
+ * what happened to a request, for $ondemand_status and ondemand_metrics
+ * (ondemand_app_state.h)
+ */
+typedef ondemand::request_outcome  ngx_http_ondemand_outcome_e;
+
+#define NGX_HTTP_ONDEMAND_WARM         ondemand::request_outcome::warm
+#define NGX_HTTP_ONDEMAND_COLD         ondemand::request_outcome::cold
+#define NGX_HTTP_ONDEMAND_QUEUE_FULL   ondemand::request_outcome::queue_full
+#define NGX_HTTP_ONDEMAND_MAX_RUNNING  ondemand::request_outcome::max_running
+#define NGX_HTTP_ONDEMAND_TIMEOUT      ondemand::request_outcome::timeout
+#define NGX_HTTP_ONDEMAND_FAILED       ondemand::request_outcome::failed
+#define NGX_HTTP_ONDEMAND_UNAVAILABLE  ondemand::request_outcome::unavailable
+#define NGX_HTTP_ONDEMAND_ABANDONED    ondemand::request_outcome::abandoned
 
 
 typedef struct {
@@ -262,6 +266,11 @@ void ngx_http_ondemand_upkeep_reply(const proto::message &m);
 
 /* ngx_http_ondemand_variables.cpp */
 ngx_int_t ngx_http_ondemand_add_variables(ngx_conf_t *cf);
+
+/* ngx_http_ondemand_metrics.cpp */
+char *ngx_http_ondemand_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+void ngx_http_ondemand_count(ngx_http_ondemand_ctx_t *ctx);
 
 /* ngx_http_ondemand_zone.cpp */
 ngx_int_t ngx_http_ondemand_init_zone(ngx_shm_zone_t *shm_zone, void *data);

@@ -122,6 +122,7 @@ ngx_http_ondemand_new_request(ngx_http_request_t *r,
     }
 
     if (ondemand::warm_enter(*app->record)) {
+        app->record->counters.count(ondemand::request_outcome::warm);
         ngx_http_set_ctx(r, &ngx_http_ondemand_warm_ctx,
                          ngx_http_ondemand_module);
 
@@ -226,7 +227,7 @@ ngx_http_ondemand_admit(ngx_http_request_t *r, ngx_http_ondemand_ctx_t *ctx)
                       "running (ondemand_max_running) and none is idle",
                       &app->conf.name, omcf->max_running);
 
-        return ngx_http_ondemand_refuse(r, ctx, NGX_HTTP_ONDEMAND_QUEUE_FULL);
+        return ngx_http_ondemand_refuse(r, ctx, NGX_HTTP_ONDEMAND_MAX_RUNNING);
     }
 
     action = ondemand::on_request(*app->record, ngx_pid, ngx_current_msec,
@@ -269,6 +270,8 @@ ngx_http_ondemand_finish(ngx_http_request_t *r, ngx_http_ondemand_ctx_t *ctx,
     ngx_table_elt_t  *h;
 
     ctx->wait_time = ngx_current_msec - ctx->held_since;
+
+    ngx_http_ondemand_count(ctx);
 
     if (rc == NGX_HTTP_SERVICE_UNAVAILABLE) {
         h = (ngx_table_elt_t *) ngx_list_push(&r->headers_out.headers);

@@ -37,6 +37,8 @@ typedef struct {
 
 
 static void ngx_http_ondemand_connect(ngx_event_t *ev);
+static void ngx_http_ondemand_helper_publish(
+    ngx_http_ondemand_main_conf_t *omcf, ngx_uint_t connected);
 static ngx_int_t ngx_http_ondemand_hello(
     ngx_http_ondemand_main_conf_t *omcf);
 static void ngx_http_ondemand_reconnect_now(void);
@@ -281,6 +283,7 @@ ngx_http_ondemand_connect(ngx_event_t *ev)
         return;
     }
 
+    ngx_http_ondemand_helper_publish(omcf, 1);
     h->up->on_connected();
 
     return;
@@ -305,6 +308,23 @@ retry:
     ngx_add_timer(&h->reconnect, h->backoff / 2 + ngx_random() % h->backoff);
 
     h->backoff = ngx_min(h->backoff * 2, max);
+}
+
+
+/* tells ondemand_metrics, through the zone, whether this worker is connected */
+
+static void
+ngx_http_ondemand_helper_publish(ngx_http_ondemand_main_conf_t *omcf,
+    ngx_uint_t connected)
+{
+    ngx_http_ondemand_zone_ctx_t  *zctx;
+
+    zctx = (ngx_http_ondemand_zone_ctx_t *) omcf->shm_zone->data;
+
+    if (ondemand::this_worker_slot != 0) {
+        zctx->sh->slots.helper_connected[ondemand::this_worker_slot].store(
+                                                            connected ? 1 : 0);
+    }
 }
 
 
@@ -416,6 +436,7 @@ ngx_http_ondemand_helper_close(const char *why)
 
     ngx_http_ondemand_helper_reader.clear();
 
+    ngx_http_ondemand_helper_publish(ngx_http_ondemand_cycle_conf(), 0);
     h->up->on_disconnected(1);
 
     if (!h->reconnect.timer_set && !ngx_exiting && !ngx_terminate) {

@@ -87,6 +87,13 @@ static ngx_command_t  ngx_http_ondemand_commands[] = {
       0,
       NULL },
 
+    { ngx_string("ondemand_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_ondemand_metrics,
+      0,
+      0,
+      NULL },
+
       ngx_null_command
 };
 

@@ -8,6 +8,7 @@
 
 
 #include "ngx_http_ondemand.h"
+#include "ondemand_metrics.h"
 
 
 static ngx_int_t ngx_http_ondemand_status_variable(ngx_http_request_t *r,
@@ -25,17 +26,6 @@ static ngx_http_variable_t  ngx_http_ondemand_vars[] = {
       ngx_http_ondemand_wait_time_variable, 0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
-};
-
-
-static ngx_str_t  ngx_http_ondemand_outcomes[] = {
-    ngx_string("warm"),
-    ngx_string("cold"),
-    ngx_string("queued-full"),
-    ngx_string("timeout"),
-    ngx_string("failed"),
-    ngx_string("unavailable"),
-    ngx_string("abandoned")
 };
 
 
@@ -63,7 +53,7 @@ static ngx_int_t
 ngx_http_ondemand_status_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
 {
-    ngx_str_t                *s;
+    std::string_view          s;
     ngx_http_ondemand_ctx_t  *ctx;
 
     ctx = ngx_http_ondemand_variable_ctx(r, v);
@@ -71,13 +61,14 @@ ngx_http_ondemand_status_variable(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    s = &ngx_http_ondemand_outcomes[ctx->outcome];
+    /* the names live in static storage */
+    s = ondemand::outcome_name(ctx->outcome);
 
-    v->len = s->len;
+    v->len = s.size();
     v->valid = 1;
     v->no_cacheable = 0;
     v->not_found = 0;
-    v->data = s->data;
+    v->data = (u_char *) s.data();
 
     return NGX_OK;
 }

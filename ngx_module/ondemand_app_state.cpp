@@ -33,7 +33,7 @@ request_action take_start(app_record& r, std::int64_t pid, std::uint64_t now_ms,
     r.starter_pid.store(pid);
     r.deadline_ms.store(now_ms + start_timeout_ms);
     r.state.store(app_state::starting);
-    r.starts.fetch_add(1);
+    r.counters.bump(r.counters.starts);
     return request_action::hold_and_start;
 }
 
@@ -69,7 +69,8 @@ namespace {
 // Shared by idle stops, freezes and evictions: the state changes first, then in_flight is
 // read (the mirror image of warm_enter()).
 bool stop_unless_busy(app_record& r, std::int64_t pid, std::uint64_t now_ms,
-                      std::uint64_t stop_timeout_ms, app_state to = app_state::stopping) {
+                      std::uint64_t stop_timeout_ms, std::atomic<std::uint64_t>& counter,
+                      app_state to = app_state::stopping) {
     app_state from = r.state.load();
     r.state.store(to);
     if (r.in_flight.load() != 0) {
@@ -78,7 +79,7 @@ bool stop_unless_busy(app_record& r, std::int64_t pid, std::uint64_t now_ms,
     }
     r.starter_pid.store(pid);
     r.deadline_ms.store(now_ms + stop_timeout_ms);
-    r.stops.fetch_add(1);
+    r.counters.bump(counter);
     return true;
 }
 
@@ -87,18 +88,19 @@ bool stop_unless_busy(app_record& r, std::int64_t pid, std::uint64_t now_ms,
 bool begin_stop(app_record& r, std::int64_t pid, std::uint64_t now_ms,
                 std::uint64_t idle_timeout_ms, std::uint64_t stop_timeout_ms) {
     return looks_idle(r, now_ms, idle_timeout_ms) &&
-           stop_unless_busy(r, pid, now_ms, stop_timeout_ms);
+           stop_unless_busy(r, pid, now_ms, stop_timeout_ms, r.counters.idle_stops);
 }
 
 bool begin_eviction(app_record& r, std::int64_t pid, std::uint64_t now_ms,
                     std::uint64_t stop_timeout_ms) {
-    return evictable(r) && stop_unless_busy(r, pid, now_ms, stop_timeout_ms);
+    return evictable(r) && stop_unless_busy(r, pid, now_ms, stop_timeout_ms, r.counters.evictions);
 }
 
 bool begin_freeze(app_record& r, std::int64_t pid, std::uint64_t now_ms,
                   std::uint64_t idle_timeout_ms, std::uint64_t freeze_timeout_ms) {
     return looks_idle(r, now_ms, idle_timeout_ms) &&
-           stop_unless_busy(r, pid, now_ms, freeze_timeout_ms, app_state::freezing);
+           stop_unless_busy(r, pid, now_ms, freeze_timeout_ms, r.counters.freezes,
+                            app_state::freezing);
 }
 
 bool on_frozen(app_record& r, std::uint64_t gen) {
@@ -147,7 +149,7 @@ bool begin_frozen_stop(app_record& r, std::int64_t pid, std::uint64_t now_ms,
     if (now_ms < last || now_ms - last < frozen_timeout_ms) {
         return false;
     }
-    return stop_unless_busy(r, pid, now_ms, stop_timeout_ms);
+    return stop_unless_busy(r, pid, now_ms, stop_timeout_ms, r.counters.idle_stops);
 }
 
 bool on_stopped(app_record& r, std::uint64_t gen) {
@@ -178,7 +180,7 @@ bool on_failed(app_record& r, std::uint64_t gen) {
     if (gen != r.gen.load() || r.state.load() != app_state::starting) {
         return false;
     }
-    r.failures.fetch_add(1);
+    r.counters.bump(r.counters.failures);
     r.state.store(app_state::cold);
     return true;
 }
@@ -222,6 +224,7 @@ std::size_t claim_worker_slot(worker_slot_table& t, std::int64_t pid, std::uint6
     if (slot != 0) {
         t.pid[slot].store(pid);
         t.config[slot].store(config);
+        t.helper_connected[slot].store(0);
     } else if (std::uint64_t shared = t.shared_config.load(); shared == 0 || config < shared) {
         t.shared_config.store(config);
     }
@@ -253,7 +256,8 @@ bool begin_orphan_stop(app_record& r, std::int64_t pid, std::uint64_t now_ms, st
     if (!settled && now_ms < r.deadline_ms.load()) {
         return false; // a start or stop that may still report back
     }
-    return stop_unless_busy(r, pid, now_ms, stop_ms);
+    // Counted with the idle stops: the record is not shown any more anyway.
+    return stop_unless_busy(r, pid, now_ms, stop_ms, r.counters.idle_stops);
 }
 
 std::uint64_t reap_dead_workers(worker_slot_table& t, process_alive_fn alive) {
@@ -262,6 +266,7 @@ std::uint64_t reap_dead_workers(worker_slot_table& t, process_alive_fn alive) {
         std::int64_t owner = t.pid[i].load();
         if (owner != 0 && !alive(owner)) {
             t.pid[i].store(0);
+            t.helper_connected[i].store(0);
             dead |= std::uint64_t{1} << i;
         }
     }
@@ -271,6 +276,7 @@ std::uint64_t reap_dead_workers(worker_slot_table& t, process_alive_fn alive) {
 void release_worker_slot(worker_slot_table& t, std::size_t slot) {
     if (slot != 0 && slot < worker_slots) {
         t.pid[slot].store(0);
+        t.helper_connected[slot].store(0);
     }
 }
 
@@ -279,6 +285,15 @@ std::uint64_t clear_worker_counts(app_record& r, std::size_t slot) {
     r.in_flight.clear(slot);
     r.held.clear(slot);
     return n;
+}
+
+void app_counters::observe_hold(std::uint64_t ms) {
+    std::size_t bucket = 0;
+    while (bucket < hold_bucket_ms.size() && ms > hold_bucket_ms[bucket]) {
+        ++bucket;
+    }
+    bump(hold[bucket]);
+    hold_sum_ms.fetch_add(ms, std::memory_order_relaxed);
 }
 
 } // namespace ondemand

@@ -58,6 +58,50 @@ class per_worker_count {
     std::array<std::atomic<std::uint32_t>, worker_slots> slots_{};
 };
 
+// How a request for an app ended, as $ondemand_status tells it and ondemand_metrics counts it.
+enum class request_outcome : std::uint8_t {
+    warm,        // proxied on the lock-free warm path
+    cold,        // missed the warm path (held, or found the app just ready), then proxied
+    queue_full,  // 503: the hold queue was full
+    max_running, // 503: ondemand_max_running apps run and none is idle
+    timeout,     // 504: start_timeout passed
+    failed,      // the start failed (failed_status)
+    unavailable, // 503: helperd unreachable (ondemand_helper_timeout) or shutting down
+    abandoned,   // 499: the client left while it was held
+};
+inline constexpr std::size_t request_outcomes = 8;
+
+// Upper bounds (ms) of the buckets of the hold-time histogram of cold requests; one more
+// bucket (+Inf) follows them.
+inline constexpr std::array<std::uint32_t, 12> hold_bucket_ms = {
+    5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000};
+
+// An app's lifetime counters, for ondemand_metrics (docs/directives.md): monotonic, in the
+// zone, so that they survive reloads with the record. Each is a relaxed atomic: they order
+// nothing, and a reader adds them up without the zone's mutex (nginx's stub_status counts
+// its requests the same way).
+struct app_counters {
+    std::atomic<std::uint64_t> starts{0};     // START sent
+    std::atomic<std::uint64_t> failures{0};   // FAILED applied to a start
+    std::atomic<std::uint64_t> idle_stops{0}; // stops begun for idleness (and frozen_timeout)
+    std::atomic<std::uint64_t> evictions{0};  // stops begun to make room (max_running)
+    std::atomic<std::uint64_t> freezes{0};    // freezes begun
+    std::array<std::atomic<std::uint64_t>, request_outcomes> requests{};
+    // Hold time of the cold requests that were proxied: per bucket (not cumulative), the
+    // last one +Inf; and their sum.
+    std::array<std::atomic<std::uint64_t>, hold_bucket_ms.size() + 1> hold{};
+    std::atomic<std::uint64_t> hold_sum_ms{0};
+
+    void bump(std::atomic<std::uint64_t>& counter) {
+        counter.fetch_add(1, std::memory_order_relaxed);
+    }
+    void count(request_outcome outcome) {
+        bump(requests[static_cast<std::size_t>(outcome)]);
+    }
+    // A cold request held for `ms`, then proxied.
+    void observe_hold(std::uint64_t ms);
+};
+
 // Trivially destructible and address-free: it lives in shared memory.
 struct app_record {
     std::atomic<app_state> state{app_state::cold};
@@ -67,9 +111,7 @@ struct app_record {
     per_worker_count in_flight;                   // requests being proxied now
     std::atomic<std::uint64_t> last_active_ms{0}; // end of the last request
     per_worker_count held;                        // requests held, all workers
-    std::atomic<std::uint64_t> starts{0};         // START sent, lifetime
-    std::atomic<std::uint64_t> failures{0};       // FAILED received, lifetime
-    std::atomic<std::uint64_t> stops{0};          // idle stops begun, lifetime
+    app_counters counters;
 };
 
 // What a worker does with a request for an app that was not warm.
@@ -190,6 +232,8 @@ bool abandon_start(app_record& r, std::int64_t pid);
 struct worker_slot_table {
     std::array<std::atomic<std::int64_t>, worker_slots> pid{}; // 0: free; slot 0 is never owned
     std::array<std::atomic<std::uint64_t>, worker_slots> config{};
+    // Whether the slot's worker has its helperd connection now (for ondemand_metrics).
+    std::array<std::atomic<std::uint8_t>, worker_slots> helper_connected{};
     // The oldest configuration that ever had to share slot 0 (0: none): such workers cannot be
     // told apart, so records they might use are kept for good.
     std::atomic<std::uint64_t> shared_config{0};

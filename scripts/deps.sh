@@ -13,6 +13,8 @@ PACKAGES=(
   systemd dbus dbus-user-session socat curl util-linux procps
   # end-to-end tests
   perl libio-socket-ip-perl
+  # ondemand_metrics: the Prometheus text parser and a JSON schema validator (t/65-metrics.t)
+  python3-prometheus-client python3-jsonschema
   # containers
   podman crun conmon runc catatonit fuse-overlayfs uidmap busybox-static
   docker.io containerd

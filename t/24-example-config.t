@@ -36,6 +36,9 @@ close $fh;
 $conf =~ s/^ondemand_(zone|helper)\s.*\n//mg;
 $conf =~ s{include /etc/nginx/ondemand-apps.conf;}{include $include;};
 $conf =~ s/listen 80;/listen 127.0.0.1:${\ nginx_port()};/;
+my $metrics_port = free_port();
+like($conf, qr/listen 127\.0\.0\.1:9145;/, 'the example serves metrics on loopback');
+$conf =~ s/listen 127\.0\.0\.1:9145;/listen 127.0.0.1:$metrics_port;/;
 like($conf, qr/include \Q$include\E/, 'the example includes the generated app list');
 
 start_nginx(http => $conf);
@@ -47,5 +50,10 @@ my $unknown = http_get(nginx_port(), '/', host => 'nobody.example.com');
 is($unknown->{status}, 404, 'an unknown host is answered 404');
 is(count_log_lines(nginx_error_log(), qr/invalid URL prefix|\[crit\]/), 0,
     'no "invalid URL prefix" or [crit] line for it');
+
+my $metrics = http_get($metrics_port, '/ondemand-metrics', timeout => 10);
+is($metrics->{status}, 200, 'the example\'s metrics location answers');
+like($metrics->{body}, qr/^ondemand_app_requests_total\{app="ex",unit="[^"]+",outcome="cold"\} 1$/m,
+    'and counts the known host\'s cold request');
 
 done_testing();

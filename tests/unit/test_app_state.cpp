@@ -35,7 +35,7 @@ TEST(AppState, ColdRequestTakesTheStartAndBumpsTheGeneration) {
     EXPECT_EQ(r.gen.load(), 1u);
     EXPECT_EQ(r.starter_pid.load(), worker_a);
     EXPECT_EQ(r.deadline_ms.load(), 1000 + timeout);
-    EXPECT_EQ(r.starts.load(), 1u);
+    EXPECT_EQ(r.counters.starts.load(), 1u);
 }
 
 TEST(AppState, OneStartPerHerd) {
@@ -45,7 +45,7 @@ TEST(AppState, OneStartPerHerd) {
         EXPECT_EQ(on_request(r, i % 2 ? worker_a : worker_b, 1001 + i, timeout),
                   request_action::hold_and_wait);
     }
-    EXPECT_EQ(r.starts.load(), 1u);
+    EXPECT_EQ(r.counters.starts.load(), 1u);
     EXPECT_EQ(r.gen.load(), 1u);
 }
 
@@ -84,10 +84,10 @@ TEST(AppState, FailedMakesTheAppColdSoTheNextRequestRetries) {
     EXPECT_FALSE(on_failed(r, 7));
     EXPECT_TRUE(on_failed(r, 1));
     EXPECT_EQ(r.state.load(), app_state::cold);
-    EXPECT_EQ(r.failures.load(), 1u);
+    EXPECT_EQ(r.counters.failures.load(), 1u);
     // The second worker's FAILED for the same start changes nothing more.
     EXPECT_FALSE(on_failed(r, 1));
-    EXPECT_EQ(r.failures.load(), 1u);
+    EXPECT_EQ(r.counters.failures.load(), 1u);
     EXPECT_EQ(on_request(r, worker_b, 2000, timeout), request_action::hold_and_start);
     EXPECT_EQ(r.gen.load(), 2u);
 }
@@ -171,7 +171,7 @@ TEST(IdleStop, NotBeforeTheIdleTimeout) {
     EXPECT_EQ(r.state.load(), app_state::ready);
     EXPECT_TRUE(begin_stop(r, worker_a, 1000 + idle, idle, stop_timeout));
     EXPECT_EQ(r.state.load(), app_state::stopping);
-    EXPECT_EQ(r.stops.load(), 1u);
+    EXPECT_EQ(r.counters.idle_stops.load(), 1u);
 }
 
 TEST(IdleStop, MeasuredFromTheEndOfTheLastRequest) {

@@ -245,7 +245,7 @@ TEST(Reply, ShuttingDownLeavesTheStartAndTheHeldRequestsAloneAndMeansTheHelperIs
     EXPECT_EQ(r.state.load(), app_state::starting);
     EXPECT_EQ(r.starter_pid.load(), worker);
     EXPECT_EQ(r.gen.load(), 1U);
-    EXPECT_EQ(r.failures.load(), 0U);
+    EXPECT_EQ(r.counters.failures.load(), 0U);
 }
 
 TEST(Reply, ShuttingDownDuringAStopLeavesTheStopToTheResync) {
