@@ -147,6 +147,7 @@ struct ngx_http_ondemand_main_conf_s {
 
 typedef struct {
     ngx_http_complex_value_t      *app;
+    ngx_http_complex_value_t      *wake;          /* ondemand_wake */
 } ngx_http_ondemand_loc_conf_t;
 
 
@@ -164,6 +165,7 @@ typedef ondemand::request_outcome  ngx_http_ondemand_outcome_e;
 #define NGX_HTTP_ONDEMAND_FAILED       ondemand::request_outcome::failed
 #define NGX_HTTP_ONDEMAND_UNAVAILABLE  ondemand::request_outcome::unavailable
 #define NGX_HTTP_ONDEMAND_ABANDONED    ondemand::request_outcome::abandoned
+#define NGX_HTTP_ONDEMAND_NOT_WOKEN    ondemand::request_outcome::not_woken
 
 
 typedef struct {
@@ -178,6 +180,7 @@ typedef struct {
     ngx_event_t                    wake;
     ngx_http_posted_request_t      posted;
     unsigned                       queued:1;
+    unsigned                       no_wake:1;     /* ondemand_wake said no */
 } ngx_http_ondemand_ctx_t;
 
 

@@ -24,8 +24,10 @@ static ngx_int_t ngx_http_ondemand_finish(ngx_http_request_t *r,
     ngx_http_ondemand_ctx_t *ctx, ngx_int_t rc);
 static ngx_int_t ngx_http_ondemand_refuse(ngx_http_request_t *r,
     ngx_http_ondemand_ctx_t *ctx, ngx_http_ondemand_outcome_e outcome);
+static ngx_int_t ngx_http_ondemand_may_wake(ngx_http_request_t *r,
+    ngx_http_ondemand_loc_conf_t *olcf);
 static ngx_int_t ngx_http_ondemand_proxy(ngx_http_request_t *r,
-    ngx_http_ondemand_app_t *app);
+    ngx_http_ondemand_app_t *app, ngx_uint_t wake);
 static ngx_int_t ngx_http_ondemand_hold(ngx_http_request_t *r,
     ngx_http_ondemand_ctx_t *ctx, ondemand::request_action action);
 static void ngx_http_ondemand_resume(ngx_event_t *ev);
@@ -35,6 +37,7 @@ static void ngx_http_ondemand_timed_out(ngx_http_request_t *r,
     ngx_http_ondemand_ctx_t *ctx);
 static void ngx_http_ondemand_cleanup(void *data);
 static void ngx_http_ondemand_warm_cleanup(void *data);
+static void ngx_http_ondemand_quiet_cleanup(void *data);
 
 
 /* the request context of every warm request: no allocation on the warm path */
@@ -97,6 +100,7 @@ static ngx_int_t
 ngx_http_ondemand_new_request(ngx_http_request_t *r,
     ngx_http_ondemand_loc_conf_t *olcf, ngx_http_ondemand_ctx_t **ctxp)
 {
+    ngx_int_t                       wake;
     ngx_str_t                       name;
     ngx_http_ondemand_app_t        *app;
     ngx_http_ondemand_main_conf_t  *omcf;
@@ -121,17 +125,52 @@ ngx_http_ondemand_new_request(ngx_http_request_t *r,
         return NGX_HTTP_NOT_FOUND;
     }
 
+    wake = ngx_http_ondemand_may_wake(r, olcf);
+
+    if (wake == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
     if (ondemand::warm_enter(*app->record)) {
         app->record->counters.count(ondemand::request_outcome::warm);
         ngx_http_set_ctx(r, &ngx_http_ondemand_warm_ctx,
                          ngx_http_ondemand_module);
 
-        return ngx_http_ondemand_proxy(r, app);
+        return ngx_http_ondemand_proxy(r, app, wake);
     }
 
     *ctxp = ngx_http_ondemand_cold_ctx(r, app);
 
-    return *ctxp ? NGX_OK : NGX_ERROR;
+    if (*ctxp == NULL) {
+        return NGX_ERROR;
+    }
+
+    (*ctxp)->no_wake = !wake;
+
+    return NGX_OK;
+}
+
+
+/*
+ * ondemand_wake: may this request start (or thaw) its app?  Empty or "0"
+ * means no; without the directive every request may.
+ */
+
+static ngx_int_t
+ngx_http_ondemand_may_wake(ngx_http_request_t *r,
+    ngx_http_ondemand_loc_conf_t *olcf)
+{
+    ngx_str_t  value;
+
+    if (olcf->wake == NULL) {
+        return 1;
+    }
+
+    if (ngx_http_complex_value(r, olcf->wake, &value) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return !(value.len == 0 || (value.len == 1 && value.data[0] == '0'));
 }
 
 
@@ -202,6 +241,19 @@ ngx_http_ondemand_admit(ngx_http_request_t *r, ngx_http_ondemand_ctx_t *ctx)
 
     ngx_http_ondemand_lock();
 
+    if (ctx->no_wake
+        && app->record->state.load() != ondemand::app_state::ready)
+    {
+        ngx_http_ondemand_unlock();
+
+        /* a bot's or a health check's choice, not a fault: no start */
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "ondemand: app \"%V\" is not running and this request "
+                      "may not wake it (ondemand_wake)", &app->conf.name);
+
+        return ngx_http_ondemand_refuse(r, ctx, NGX_HTTP_ONDEMAND_NOT_WOKEN);
+    }
+
     if (app->record->state.load() != ondemand::app_state::ready
         && app->record->held.load() >= app->conf.queue)
     {
@@ -238,7 +290,7 @@ ngx_http_ondemand_admit(ngx_http_request_t *r, ngx_http_ondemand_ctx_t *ctx)
         ngx_http_ondemand_unlock();
 
         return ngx_http_ondemand_finish(r, ctx,
-                                        ngx_http_ondemand_proxy(r, app));
+                                   ngx_http_ondemand_proxy(r, app, !ctx->no_wake));
     }
 
     app->record->held.fetch_add(1);
@@ -300,11 +352,14 @@ ngx_http_ondemand_refuse(ngx_http_request_t *r, ngx_http_ondemand_ctx_t *ctx,
 
 /*
  * The request is counted in flight (by the caller) and goes on to the proxy
- * module; the end of the request ends the count and stamps the activity.
+ * module; the end of the request ends the count and stamps the activity,
+ * unless the request may not wake the app: a bot's request is served while
+ * the app runs, but does not keep it running.
  */
 
 static ngx_int_t
-ngx_http_ondemand_proxy(ngx_http_request_t *r, ngx_http_ondemand_app_t *app)
+ngx_http_ondemand_proxy(ngx_http_request_t *r, ngx_http_ondemand_app_t *app,
+    ngx_uint_t wake)
 {
     ngx_pool_cleanup_t  *cln;
 
@@ -314,7 +369,8 @@ ngx_http_ondemand_proxy(ngx_http_request_t *r, ngx_http_ondemand_app_t *app)
         return NGX_ERROR;
     }
 
-    cln->handler = ngx_http_ondemand_warm_cleanup;
+    cln->handler = wake ? ngx_http_ondemand_warm_cleanup
+                        : ngx_http_ondemand_quiet_cleanup;
     cln->data = app;
 
     return NGX_DECLINED;
@@ -541,6 +597,17 @@ ngx_http_ondemand_warm_cleanup(void *data)
 }
 
 
+/* the end of a request that may not wake the app: not activity */
+
+static void
+ngx_http_ondemand_quiet_cleanup(void *data)
+{
+    ngx_http_ondemand_app_t *app = (ngx_http_ondemand_app_t *) data;
+
+    app->record->in_flight.fetch_sub(1);
+}
+
+
 /*
  * A warm request whose app turned out not to listen (the upstream found its
  * socket refused or missing, and re-runs the request from this handler):
@@ -555,12 +622,15 @@ ngx_int_t
 ngx_http_ondemand_unwarm(ngx_http_request_t *r,
     ngx_http_ondemand_app_t *app)
 {
-    ngx_pool_cleanup_t  *warm;
+    ngx_pool_cleanup_t       *warm;
+    ngx_pool_cleanup_pt       handler;
+    ngx_http_ondemand_ctx_t  *ctx;
 
     /* subrequests share the pool: the request's own warm count is the app's */
 
     for (warm = r->pool->cleanup; warm; warm = warm->next) {
-        if (warm->handler == ngx_http_ondemand_warm_cleanup
+        if ((warm->handler == ngx_http_ondemand_warm_cleanup
+             || warm->handler == ngx_http_ondemand_quiet_cleanup)
             && warm->data == app)
         {
             break;
@@ -571,12 +641,17 @@ ngx_http_ondemand_unwarm(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    if (ngx_http_ondemand_cold_ctx(r, app) == NULL) {
+    ctx = ngx_http_ondemand_cold_ctx(r, app);
+    if (ctx == NULL) {
         return NGX_ERROR;
     }
 
+    /* a request that may not wake the app is answered "not woken" now */
+    ctx->no_wake = (warm->handler == ngx_http_ondemand_quiet_cleanup);
+
+    handler = warm->handler;
     warm->handler = NULL;
-    ngx_http_ondemand_warm_cleanup(app);
+    handler(app);
 
     return NGX_OK;
 }

@@ -87,6 +87,13 @@ static ngx_command_t  ngx_http_ondemand_commands[] = {
       0,
       NULL },
 
+    { ngx_string("ondemand_wake"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ondemand_loc_conf_t, wake),
+      NULL },
+
     { ngx_string("ondemand_metrics"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_ondemand_metrics,
@@ -185,6 +192,7 @@ ngx_http_ondemand_create_loc_conf(ngx_conf_t *cf)
     }
 
     conf->app = (ngx_http_complex_value_t *) NGX_CONF_UNSET_PTR;
+    conf->wake = (ngx_http_complex_value_t *) NGX_CONF_UNSET_PTR;
 
     return conf;
 }
@@ -197,6 +205,7 @@ ngx_http_ondemand_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_ondemand_loc_conf_t *conf = (ngx_http_ondemand_loc_conf_t *) child;
 
     ngx_conf_merge_ptr_value(conf->app, prev->app, NULL);
+    ngx_conf_merge_ptr_value(conf->wake, prev->wake, NULL);
 
     return NGX_CONF_OK;
 }

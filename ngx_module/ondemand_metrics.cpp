@@ -9,7 +9,8 @@ namespace ondemand {
 namespace {
 
 constexpr std::array<std::string_view, request_outcomes> outcome_names = {
-    "warm", "cold", "queued-full", "max-running", "timeout", "failed", "unavailable", "abandoned"};
+    "warm",   "cold",        "queued-full", "max-running", "timeout",
+    "failed", "unavailable", "abandoned",   "not-woken"};
 
 constexpr std::array<app_state, 6> all_states = {app_state::cold,     app_state::starting,
                                                  app_state::ready,    app_state::stopping,

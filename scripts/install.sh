@@ -64,6 +64,10 @@ manifest() {
   for d in "${DOCS[@]}"; do [ -e "$TOP/$d" ] && echo "$DOCDIR/$(basename "$d")"; done
   echo "$DOCDIR/examples/blog.conf"
   echo "$DOCDIR/examples/nginx-ondemand.conf"
+  echo "$DOCDIR/examples/nginx-ondemand-wake.conf"
+  for d in prometheus.yml grafana-ondemand.json ondemand-metrics.schema.json; do
+    echo "$DOCDIR/examples/$d"
+  done
   echo "$DOCDIR/examples/helperd.toml"
   echo "$SYSCONF_DIR/helperd.toml"
 }
@@ -146,6 +150,10 @@ do_install() {
   done
   put 0644 "$TOP/units/examples/blog.conf" "$DOCDIR/examples/blog.conf"
   put 0644 "$TOP/units/examples/nginx-ondemand.conf" "$DOCDIR/examples/nginx-ondemand.conf" rewrite
+  put 0644 "$TOP/units/examples/nginx-ondemand-wake.conf" "$DOCDIR/examples/nginx-ondemand-wake.conf"
+  for d in prometheus.yml grafana-ondemand.json ondemand-metrics.schema.json; do
+    put 0644 "$TOP/docs/examples/$d" "$DOCDIR/examples/$d"
+  done
   install -d -m 0755 "$DESTDIR$SYSCONF_DIR" "$DESTDIR$SYSCONF_DIR/apps"
   # helperd's settings: the operator's file is never overwritten
   if [ -e "$DESTDIR$SYSCONF_DIR/helperd.toml" ]; then
