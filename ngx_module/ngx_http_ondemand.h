@@ -148,6 +148,8 @@ struct ngx_http_ondemand_main_conf_s {
 typedef struct {
     ngx_http_complex_value_t      *app;
     ngx_http_complex_value_t      *wake;          /* ondemand_wake */
+    ngx_msec_t                     wait_page;     /* 0: off */
+    ngx_str_t                      wait_page_html; /* empty: the built-in */
 } ngx_http_ondemand_loc_conf_t;
 
 
@@ -166,6 +168,10 @@ typedef ondemand::request_outcome  ngx_http_ondemand_outcome_e;
 #define NGX_HTTP_ONDEMAND_UNAVAILABLE  ondemand::request_outcome::unavailable
 #define NGX_HTTP_ONDEMAND_ABANDONED    ondemand::request_outcome::abandoned
 #define NGX_HTTP_ONDEMAND_NOT_WOKEN    ondemand::request_outcome::not_woken
+#define NGX_HTTP_ONDEMAND_WAIT_PAGE    ondemand::request_outcome::wait_page
+
+/* ctx->status of a held request that is to get the waiting page */
+#define NGX_HTTP_ONDEMAND_PAGE_DUE     1
 
 
 typedef struct {
@@ -181,6 +187,7 @@ typedef struct {
     ngx_http_posted_request_t      posted;
     unsigned                       queued:1;
     unsigned                       no_wake:1;     /* ondemand_wake said no */
+    unsigned                       page:1;        /* may get the waiting page */
 } ngx_http_ondemand_ctx_t;
 
 
@@ -269,6 +276,12 @@ void ngx_http_ondemand_upkeep_reply(const proto::message &m);
 
 /* ngx_http_ondemand_variables.cpp */
 ngx_int_t ngx_http_ondemand_add_variables(ngx_conf_t *cf);
+
+/* ngx_http_ondemand_wait_page.cpp */
+char *ngx_http_ondemand_wait_page(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_uint_t ngx_http_ondemand_page_applies(ngx_http_request_t *r);
+ngx_int_t ngx_http_ondemand_send_page(ngx_http_request_t *r);
 
 /* ngx_http_ondemand_metrics.cpp */
 char *ngx_http_ondemand_metrics(ngx_conf_t *cf, ngx_command_t *cmd,

@@ -79,6 +79,11 @@ ngx_http_ondemand_handler(ngx_http_request_t *r)
             return rc;
         }
 
+    } else if (ctx->status == NGX_HTTP_ONDEMAND_PAGE_DUE) {
+        /* a browser held long enough: the waiting page; the start goes on */
+        (void) ngx_http_ondemand_finish(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE);
+        return ngx_http_ondemand_send_page(r);
+
     } else if (ctx->status != 0) {
         /* woken up with a verdict */
         return ngx_http_ondemand_finish(r, ctx, ctx->status);
@@ -389,7 +394,7 @@ static ngx_int_t
 ngx_http_ondemand_hold(ngx_http_request_t *r, ngx_http_ondemand_ctx_t *ctx,
     ondemand::request_action action)
 {
-    ngx_msec_t                deadline;
+    ngx_msec_t                deadline, page;
     ngx_http_ondemand_app_t  *app;
 
     app = ctx->app;
@@ -406,6 +411,21 @@ ngx_http_ondemand_hold(ngx_http_request_t *r, ngx_http_ondemand_ctx_t *ctx,
     ctx->wake.handler = ngx_http_ondemand_resume;
     ctx->wake.data = ctx;
     ctx->wake.log = r->connection->log;
+
+    /* a browser may get the waiting page before the start timeout */
+
+    ctx->page = ngx_http_ondemand_page_applies(r);
+
+    if (ctx->page) {
+        page = ctx->held_since + ((ngx_http_ondemand_loc_conf_t *)
+                   ngx_http_get_module_loc_conf(r, ngx_http_ondemand_module))
+                   ->wait_page;
+
+        if ((ngx_msec_int_t) (page - deadline) < 0) {
+            deadline = (ngx_msec_int_t) (page - ngx_current_msec) > 0
+                       ? page : ngx_current_msec + 1;
+        }
+    }
 
     ngx_add_timer(&ctx->wake, deadline - ngx_current_msec);
 
@@ -449,7 +469,14 @@ ngx_http_ondemand_resume(ngx_event_t *ev)
     if (ev->timedout) {
         ev->timedout = 0;
 
-        if (ctx->queued) {
+        if (ctx->queued && ctx->page
+            && ngx_current_msec - ctx->held_since < ctx->app->conf.start_timeout)
+        {
+            ngx_http_ondemand_unqueue(ctx);
+            ctx->status = NGX_HTTP_ONDEMAND_PAGE_DUE;
+            ctx->outcome = NGX_HTTP_ONDEMAND_WAIT_PAGE;
+
+        } else if (ctx->queued) {
             ngx_http_ondemand_timed_out(r, ctx);
         }
     }

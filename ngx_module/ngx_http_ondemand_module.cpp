@@ -94,6 +94,13 @@ static ngx_command_t  ngx_http_ondemand_commands[] = {
       offsetof(ngx_http_ondemand_loc_conf_t, wake),
       NULL },
 
+    { ngx_string("ondemand_wait_page"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_http_ondemand_wait_page,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("ondemand_metrics"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_ondemand_metrics,
@@ -193,6 +200,7 @@ ngx_http_ondemand_create_loc_conf(ngx_conf_t *cf)
 
     conf->app = (ngx_http_complex_value_t *) NGX_CONF_UNSET_PTR;
     conf->wake = (ngx_http_complex_value_t *) NGX_CONF_UNSET_PTR;
+    conf->wait_page = NGX_CONF_UNSET_MSEC;
 
     return conf;
 }
@@ -206,6 +214,12 @@ ngx_http_ondemand_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_conf_merge_ptr_value(conf->app, prev->app, NULL);
     ngx_conf_merge_ptr_value(conf->wake, prev->wake, NULL);
+
+    if (conf->wait_page == NGX_CONF_UNSET_MSEC) {
+        conf->wait_page = (prev->wait_page == NGX_CONF_UNSET_MSEC)
+                          ? 0 : prev->wait_page;
+        conf->wait_page_html = prev->wait_page_html;
+    }
 
     return NGX_CONF_OK;
 }

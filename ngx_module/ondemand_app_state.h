@@ -69,8 +69,9 @@ enum class request_outcome : std::uint8_t {
     unavailable, // 503: helperd unreachable (ondemand_helper_timeout) or shutting down
     abandoned,   // 499: the client left while it was held
     not_woken,   // 503: the app was not running and ondemand_wake said not to start it
+    wait_page,   // 503: a browser got the waiting page (ondemand_wait_page); the start goes on
 };
-inline constexpr std::size_t request_outcomes = 9;
+inline constexpr std::size_t request_outcomes = 10;
 
 // Upper bounds (ms) of the buckets of the hold-time histogram of cold requests; one more
 // bucket (+Inf) follows them.

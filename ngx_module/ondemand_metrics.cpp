@@ -10,7 +10,7 @@ namespace {
 
 constexpr std::array<std::string_view, request_outcomes> outcome_names = {
     "warm",   "cold",        "queued-full", "max-running", "timeout",
-    "failed", "unavailable", "abandoned",   "not-woken"};
+    "failed", "unavailable", "abandoned",   "not-woken",   "wait-page"};
 
 constexpr std::array<app_state, 6> all_states = {app_state::cold,     app_state::starting,
                                                  app_state::ready,    app_state::stopping,

@@ -15,6 +15,8 @@ PACKAGES=(
   perl libio-socket-ip-perl
   # ondemand_metrics: the Prometheus text parser and a JSON schema validator (t/65-metrics.t)
   python3-prometheus-client python3-jsonschema
+  # ondemand_wait_page in a real headless browser (t/67-wait-page.t)
+  chromium chromium-driver python3-selenium
   # containers
   podman crun conmon runc catatonit fuse-overlayfs uidmap busybox-static
   docker.io containerd

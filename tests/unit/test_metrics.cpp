@@ -137,4 +137,5 @@ TEST(Metrics, OutcomeNamesAreThoseOfOndemandStatus) {
     EXPECT_EQ(outcome_name(request_outcome::max_running), "max-running");
     EXPECT_EQ(outcome_name(request_outcome::abandoned), "abandoned");
     EXPECT_EQ(outcome_name(request_outcome::not_woken), "not-woken");
+    EXPECT_EQ(outcome_name(request_outcome::wait_page), "wait-page");
 }
