@@ -32,6 +32,8 @@ struct config_values {
     std::optional<std::size_t> max_connections_per_uid;
     std::optional<std::size_t> max_apps;
     std::optional<std::size_t> line_timeout_ms;
+    // The file holding the key clients must send in HELLO ("": none).
+    std::optional<std::string> key_file;
 };
 
 struct config_result {

@@ -29,6 +29,8 @@ struct options {
     std::size_t max_connections_per_uid = 256;
     std::size_t max_apps = 4096;
     std::size_t line_timeout_ms = 10000;
+    // The key file (auth.h): when set, a connection's first line must be HELLO with its key.
+    std::string key_file;
     std::string config_path;
     bool check_config = false;
 
@@ -45,6 +47,7 @@ struct options {
         bool max_connections_per_uid = false;
         bool max_apps = false;
         bool line_timeout_ms = false;
+        bool key_file = false;
     } given;
 };
 
