@@ -218,7 +218,12 @@ void server::on_line(client_connection& client, std::string_view line) {
         return;
     }
     const proto::message& m = r.msg;
-    log(log_level::debug, "client {}: {}", client.id(), line);
+    if (m.kind == proto::verb::hello && !m.key.empty()) {
+        // The key is never logged.
+        log(log_level::debug, "client {}: HELLO {} key=(hidden)", client.id(), m.instance);
+    } else {
+        log(log_level::debug, "client {}: {}", client.id(), line);
+    }
     if (shutting_down_) {
         if (m.kind == proto::verb::start || m.kind == proto::verb::wait) {
             send(client, failed(m.app, m.gen, {proto::failure::shutting_down, {}}));

@@ -166,4 +166,10 @@ is(count_log_lines(helperd_log(), qr/refused and closed: (wrong key|authenticati
     from => $from), 0, "no refusal of nginx's connections across the key change");
 is(raw_session("HELLO tool-2 key=$key", 'STATUS'), "ERROR wrong key\n", 'the old key is refused');
 
+# -- the keys are never logged (helperd runs with --log-level debug here)
+my $helperd_log = do { local (@ARGV, $/) = (helperd_log()); <> };
+unlike($helperd_log, qr/0123456789abcdef0123456789abcdef|fedcba9876543210fedcba9876543210/,
+    "helperd's debug log holds neither key");
+like($helperd_log, qr/HELLO nginx-\S+ key=\(hidden\)/, "it logs nginx's HELLO with the key hidden");
+
 done_testing();
