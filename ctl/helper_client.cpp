@@ -1,5 +1,6 @@
 #include "helper_client.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -16,6 +17,81 @@ namespace {
     throw std::runtime_error(what + ": " + std::strerror(err));
 }
 } // namespace
+
+key_file_result read_key_file(const std::string& path) {
+    using status = key_file_result::status;
+    key_file_result out;
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) {
+        int err = errno;
+        out.state = err == ENOENT ? status::missing : status::unreadable;
+        out.why = "cannot open " + path + ": " + std::strerror(err);
+        return out;
+    }
+    char buf[proto::max_key_length + 2];
+    std::size_t len = 0;
+    while (len < sizeof(buf)) {
+        ssize_t r = ::read(fd, buf + len, sizeof(buf) - len);
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r < 0) {
+            int err = errno;
+            ::close(fd);
+            out.state = status::unreadable;
+            out.why = "cannot read " + path + ": " + std::strerror(err);
+            return out;
+        }
+        if (r == 0) {
+            break;
+        }
+        len += static_cast<std::size_t>(r);
+    }
+    ::close(fd);
+    std::string_view key;
+    if (const char* bad = proto::key_from_file(std::string_view(buf, len), key)) {
+        out.state = status::invalid;
+        out.why = "key file " + path + " " + bad;
+        return out;
+    }
+    out.state = status::ok;
+    out.key = std::string(key);
+    return out;
+}
+
+std::string helper_client::authenticate(const std::string& key_file, bool required) {
+    using status = key_file_result::status;
+    key_file_ = key_file;
+    key_file_result k = read_key_file(key_file);
+    if (k.state == status::invalid || (required && k.state != status::ok)) {
+        throw std::runtime_error(k.why);
+    }
+    if (k.state != status::ok) {
+        key_problem_ = k.why;
+        return k.why;
+    }
+    std::string instance = "ondemandctl-" + std::to_string(::getpid());
+    proto::message hello;
+    hello.kind = proto::verb::hello;
+    hello.instance = instance;
+    hello.key = k.key;
+    send(hello);
+    return {};
+}
+
+std::string helper_client::explain_error(std::string_view text) const {
+    std::string out = "helperd: " + std::string(text);
+    if (text == "authentication required") {
+        out += key_problem_.empty()
+                   ? " (no key file given)"
+                   : "; ondemandctl cannot use the key: " + key_problem_ +
+                         " (run it as root, or give a readable key file with --key-file)";
+    } else if (text == "wrong key") {
+        out += " (" + key_file_ +
+               " is not the key helperd has: was it changed without restarting helperd?)";
+    }
+    return out;
+}
 
 helper_client::helper_client(const std::string& socket_path) : path_(socket_path) {
     sockaddr_un addr{};

@@ -24,6 +24,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -45,7 +46,17 @@ struct globals {
     std::string socket = env_or("ONDEMAND_HELPERD_SOCKET", "/run/ondemand/helperd.sock");
     std::string apps_dir = env_or("ONDEMAND_APPS_DIR", "/etc/ondemand/apps");
     std::string socket_dir = env_or("ONDEMAND_SOCKET_DIR", "/run/ondemand/apps");
+    // helperd's key (HELLO key=): used when readable; --key-file makes it required.
+    std::string key_file = env_or("ONDEMAND_KEY_FILE", "/etc/ondemand/helperd.key");
+    bool key_file_given = false;
 };
+
+// A connection to helperd, authenticated when the key file can be read.
+std::unique_ptr<ctl::helper_client> connect_helperd(const globals& g) {
+    auto c = std::make_unique<ctl::helper_client>(g.socket);
+    c->authenticate(g.key_file, g.key_file_given);
+    return c;
+}
 
 // nginx time -> milliseconds (the syntax is checked by valid_nginx_time first).
 std::uint64_t time_ms(const std::string& t, std::uint64_t fallback) {
@@ -147,7 +158,8 @@ nlohmann::json number_attr(const status_row& r, std::string_view key) {
 }
 
 std::vector<status_row> query_status(const globals& g) {
-    ctl::helper_client c(g.socket);
+    auto conn = connect_helperd(g);
+    ctl::helper_client& c = *conn;
     proto::message m;
     m.kind = proto::verb::status;
     c.send(m);
@@ -165,7 +177,7 @@ std::vector<status_row> query_status(const globals& g) {
             return rows;
         }
         if (r.msg.kind == proto::verb::error) {
-            throw std::runtime_error("helperd: " + std::string(r.msg.text));
+            throw std::runtime_error(c.explain_error(r.msg.text));
         }
         if (r.msg.kind == proto::verb::app) {
             status_row row{
@@ -255,7 +267,7 @@ proto::message await_answer(ctl::helper_client& c, const proto::message& m,
             throw std::runtime_error(std::string("helperd sent a bad line: ") + r.error);
         }
         if (r.msg.kind == proto::verb::error) {
-            throw std::runtime_error("helperd: " + std::string(r.msg.text));
+            throw std::runtime_error(c.explain_error(r.msg.text));
         }
         if (r.msg.app == m.app && r.msg.kind != proto::verb::down) {
             text = std::string(r.msg.text);
@@ -283,7 +295,8 @@ int cmd_start(const globals& g, const std::string& name) {
     m.ready = a.ready;
     m.timeout_ms = time_ms(a.start_timeout, 30'000);
     m.socket = socket;
-    ctl::helper_client c(g.socket);
+    auto conn = connect_helperd(g);
+    ctl::helper_client& c = *conn;
     auto t0 = std::chrono::steady_clock::now();
     std::string text;
     proto::message r = await_answer(c, m, std::chrono::milliseconds(m.timeout_ms) + 5s, text);
@@ -309,7 +322,8 @@ int cmd_stop(const globals& g, const std::string& name) {
     m.gen = 1;
     m.unit = unit;
     m.force = true; // an operator's stop: even while nginx uses the app
-    ctl::helper_client c(g.socket);
+    auto conn = connect_helperd(g);
+    ctl::helper_client& c = *conn;
     std::string text;
     proto::message r = await_answer(c, m, 60s, text);
     if (r.kind == proto::verb::stopped) {
@@ -395,6 +409,11 @@ int run(int argc, char** argv) {
     globals g;
     app.add_option("--socket", g.socket, "helperd's socket ($ONDEMAND_HELPERD_SOCKET)")
         ->capture_default_str();
+    app.add_option("--key-file", g.key_file,
+                   "helperd's key, sent in HELLO when readable ($ONDEMAND_KEY_FILE); given "
+                   "here, it must be readable")
+        ->capture_default_str()
+        ->each([&g](const std::string&) { g.key_file_given = true; });
     app.add_option("--apps-dir", g.apps_dir, "the app files ($ONDEMAND_APPS_DIR)")
         ->capture_default_str();
     app.add_option("--socket-dir", g.socket_dir,

@@ -204,6 +204,12 @@ class config_reader {
             v.line_timeout_ms = positive_of(node);
         } else if (name == "max_waits_per_client") {
             v.max_waits_per_client = positive_of(node);
+        } else if (name == "key_file") {
+            std::string path = string_of(node, "a path");
+            if (!path.empty() && path[0] != '/') {
+                throw std::invalid_argument("must be an absolute path");
+            }
+            v.key_file = path;
         } else if (name == "log_level") {
             std::string level = string_of(node, "debug, info, warning or error");
             v.level = parse_log_level(level);

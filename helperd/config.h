@@ -33,6 +33,8 @@ struct config_values {
     std::optional<std::size_t> max_apps;
     std::optional<std::size_t> line_timeout_ms;
     std::optional<std::size_t> max_waits_per_client;
+    // The file holding the key clients must send in HELLO ("": none).
+    std::optional<std::string> key_file;
 };
 
 struct config_result {

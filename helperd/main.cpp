@@ -3,6 +3,7 @@
 // (SIGTERM/SIGINT stop, SIGHUP reload) and the sd_notify status and watchdog. The only place
 // that creates the systemd_manager and the server; no other file includes it.
 // See docs/helperd.md.
+#include "auth.h"
 #include "config.h"
 #include "listener.h"
 #include "log.h"
@@ -47,8 +48,22 @@ std::optional<options> effective_options(const options& command_line) {
     return merge_config(command_line, file.values);
 }
 
+// The key of --key-file / key_file (none when unset). Logs the problem and returns nothing
+// when the file cannot be used.
+std::optional<shared_key> load_key(const options& o) {
+    if (o.key_file.empty()) {
+        return shared_key{};
+    }
+    try {
+        return shared_key(read_key_file(o.key_file));
+    } catch (const std::exception& e) {
+        log(log_level::error, "{}", e.what());
+        return std::nullopt;
+    }
+}
+
 // `self`: the unit helperd runs in, never to be stopped or frozen by a client.
-access_rules rules_of(const options& o, const std::string& self) {
+access_rules rules_of(const options& o, const std::string& self, shared_key key) {
     unit_allowlist units(o.allow_units);
     if (!self.empty()) {
         units.exclude(self);
@@ -59,7 +74,8 @@ access_rules rules_of(const options& o, const std::string& self) {
     limits.max_apps = o.max_apps;
     limits.line_timeout = std::chrono::milliseconds(o.line_timeout_ms);
     limits.max_waits_per_client = o.max_waits_per_client;
-    return access_rules{std::move(units), peer_policy(o.allow_uids, o.allow_gids), limits};
+    return access_rules{std::move(units), peer_policy(o.allow_uids, o.allow_gids), limits,
+                        std::move(key)};
 }
 
 // STATUS= for systemctl status: refreshed when it changes, checked once a second.
@@ -129,7 +145,7 @@ class watchdog {
     std::chrono::microseconds interval_{0};
 };
 
-int run(const options& command_line, options opts) {
+int run(const options& command_line, options opts, shared_key key) {
     asio::io_context io;
     bus_driver bus(io, open_bus(opts.bus));
     systemd_manager systemd(bus, opts.bus.peer_to_peer);
@@ -144,7 +160,10 @@ int run(const options& command_line, options opts) {
         listener.activated ? std::string("the socket passed by systemd") : opts.socket,
         listener.activated ? "socket activation" : fmt::format("mode {:04o}", opts.socket_mode));
 
-    server service(io, rules_of(opts, self), systemd);
+    if (key.required()) {
+        log(log_level::info, "clients must authenticate: HELLO with the key of {}", opts.key_file);
+    }
+    server service(io, rules_of(opts, self, std::move(key)), systemd);
     service.serve(listener.fd);
     status_reporter status(io, service);
     watchdog dog(io);
@@ -187,7 +206,12 @@ int run(const options& command_line, options opts) {
             log(log_level::info, "received SIGHUP, reloading {}",
                 command_line.config_path.empty() ? std::string("(no config file)")
                                                  : command_line.config_path);
-            if (std::optional<options> fresh = effective_options(command_line)) {
+            std::optional<options> fresh = effective_options(command_line);
+            std::optional<shared_key> fresh_key;
+            if (fresh) {
+                fresh_key = load_key(*fresh);
+            }
+            if (fresh && fresh_key) {
                 if (fresh->socket != opts.socket || fresh->bus.type != opts.bus.type ||
                     fresh->bus.address != opts.bus.address ||
                     fresh->socket_mode != opts.socket_mode) {
@@ -195,13 +219,16 @@ int run(const options& command_line, options opts) {
                         "socket, socket_mode and bus changes take effect at the next restart");
                 }
                 set_log_level(fresh->level);
-                service.set_rules(rules_of(*fresh, self));
+                service.set_rules(rules_of(*fresh, self, std::move(*fresh_key)));
                 opts.allow_units = fresh->allow_units;
                 opts.allow_uids = fresh->allow_uids;
                 opts.allow_gids = fresh->allow_gids;
-                log(log_level::info, "reloaded: {} unit glob(s), {} uid(s), {} gid(s)",
+                opts.key_file = fresh->key_file;
+                log(log_level::info, "reloaded: {} unit glob(s), {} uid(s), {} gid(s), {}",
                     unit_allowlist(opts.allow_units).globs().size(), opts.allow_uids.size(),
-                    opts.allow_gids.size());
+                    opts.allow_gids.size(),
+                    opts.key_file.empty() ? std::string("no key")
+                                          : fmt::format("key of {}", opts.key_file));
             } else {
                 log(log_level::error, "reload failed: keeping the settings in force");
             }
@@ -236,20 +263,24 @@ int main(int argc, char** argv) {
     set_log_level(command_line.level);
     init_log_target();
     std::optional<options> opts = effective_options(command_line);
+    std::optional<shared_key> key;
+    if (opts) {
+        key = load_key(*opts);
+    }
     if (command_line.check_config) {
-        if (!opts) {
+        if (!opts || !key) {
             return 1;
         }
         std::printf("%s: OK\n",
                     command_line.config_path.empty() ? "flags" : command_line.config_path.c_str());
         return 0;
     }
-    if (!opts) {
+    if (!opts || !key) {
         return 1;
     }
     set_log_level(opts->level);
     try {
-        return run(command_line, *opts);
+        return run(command_line, *opts, std::move(*key));
     } catch (const std::exception& e) {
         log(log_level::error, "{}", e.what());
         return 1;

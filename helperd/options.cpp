@@ -73,6 +73,9 @@ parsed_options parse_command_line(int argc, char** argv) {
                        "requests one connection may have awaiting an answer at once")
             ->capture_default_str()
             ->check(limit);
+    auto* key_file = app.add_option(
+        "--key-file", o.key_file,
+        "file with the key clients must send in HELLO (read at start and on SIGHUP)");
     app.add_option("--config", o.config_path, "TOML config file (flags override it)");
     app.add_flag("--check-config", o.check_config,
                  "check the config file and the flags, report every problem, and exit");
@@ -104,6 +107,7 @@ parsed_options parse_command_line(int argc, char** argv) {
     o.given.max_apps = max_apps->count() > 0;
     o.given.line_timeout_ms = line_timeout_ms->count() > 0;
     o.given.max_waits_per_client = max_waits_per_client->count() > 0;
+    o.given.key_file = key_file->count() > 0;
     if (use_user) {
         o.bus.type = bus_address::kind::user;
     } else if (*bus) {
@@ -143,6 +147,7 @@ options merge_config(const options& command_line, const config_values& file) {
     take_from_file(given.max_apps, file.max_apps, o.max_apps);
     take_from_file(given.line_timeout_ms, file.line_timeout_ms, o.line_timeout_ms);
     take_from_file(given.max_waits_per_client, file.max_waits_per_client, o.max_waits_per_client);
+    take_from_file(given.key_file, file.key_file, o.key_file);
     return o;
 }
 

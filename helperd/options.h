@@ -30,6 +30,8 @@ struct options {
     std::size_t max_apps = 4096;
     std::size_t line_timeout_ms = 10000;
     std::size_t max_waits_per_client = 4096;
+    // The key file (auth.h): when set, a connection's first line must be HELLO with its key.
+    std::string key_file;
     std::string config_path;
     bool check_config = false;
 
@@ -47,6 +49,7 @@ struct options {
         bool max_apps = false;
         bool line_timeout_ms = false;
         bool max_waits_per_client = false;
+        bool key_file = false;
     } given;
 };
 

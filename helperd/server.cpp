@@ -169,6 +169,7 @@ void server::on_client_closed(client_id id) {
         }
         clients_.erase(it);
     }
+    instances_.release(id);
     // An nginx's leases last while any of its workers is connected. USE lines sent before its
     // HELLO are the connection's own ("#id").
     bool owner_left = std::none_of(clients_.begin(), clients_.end(), [&owner](const auto& c) {
@@ -227,14 +228,44 @@ bool server::refuse_too_many_waits(client_connection& client, const proto::messa
     return true;
 }
 
+void server::refuse_and_close(client_connection& client, std::string_view why) {
+    log(log_level::warning, "client {} (pid {} uid {}): refused and closed: {}", client.id(),
+        client.peer().pid, client.peer().uid, why);
+    send(client, make(proto::verb::error, {}, 0, why));
+    client.close_after_flush();
+}
+
+bool server::refuse_unauthenticated(client_connection& client, const proto::parse_result& r) {
+    if (!rules_.key.required() || client.has_instance()) {
+        return false;
+    }
+    if (!r.ok || r.msg.kind != proto::verb::hello || r.msg.key.empty()) {
+        refuse_and_close(client, "authentication required");
+        return true;
+    }
+    if (!rules_.key.matches(r.msg.key)) {
+        refuse_and_close(client, "wrong key");
+        return true;
+    }
+    return false;
+}
+
 void server::on_line(client_connection& client, std::string_view line) {
     proto::parse_result r = proto::parse(line);
+    if (refuse_unauthenticated(client, r)) {
+        return;
+    }
     if (!r.ok) {
         refuse_line(client, r.error);
         return;
     }
     const proto::message& m = r.msg;
-    log(log_level::debug, "client {}: {}", client.id(), line);
+    if (m.kind == proto::verb::hello && !m.key.empty()) {
+        // The key is never logged.
+        log(log_level::debug, "client {}: HELLO {} key=(hidden)", client.id(), m.instance);
+    } else {
+        log(log_level::debug, "client {}: {}", client.id(), line);
+    }
     if (shutting_down_) {
         if (m.kind == proto::verb::start || m.kind == proto::verb::wait) {
             send(client, failed(m.app, m.gen, {proto::failure::shutting_down, {}}));
@@ -350,6 +381,10 @@ void server::client_replies::broadcast(proto::verb verb, std::string_view app,
     std::vector<std::shared_ptr<client_connection>> clients;
     clients.reserve(owner_.clients_.size());
     for (auto& [id, client] : owner_.clients_) {
+        // A connection that has not authenticated yet (its HELLO with the key) learns nothing.
+        if (owner_.rules_.key.required() && !client->has_instance()) {
+            continue;
+        }
         if (std::none_of(except.begin(), except.end(),
                          [id = id](const waiter& w) { return w.client == id; })) {
             clients.push_back(client);
@@ -429,8 +464,29 @@ void server::handle_hello(client_connection& client, const proto::message& m) {
         refuse_line(client, "HELLO sent twice");
         return;
     }
+    // The name is bound to its holder (uid, parent process) while its connections are open:
+    // another process cannot take it, and so cannot renew or spend that nginx's leases.
+    std::string why;
+    std::optional<pid_t> parent = read_parent_pid(client.peer().pid, why);
+    if (!parent) {
+        refuse_and_close(
+            client, fmt::format("cannot check the peer process {}: {}", client.peer().pid, why));
+        return;
+    }
+    std::string name(m.instance);
+    instance_holder holder;
+    if (!instances_.claim(name, client.id(), {client.peer().uid, *parent}, &holder)) {
+        log(log_level::warning,
+            "client {} (pid {} uid {} parent {}): instance {} is held by uid {} parent {}",
+            client.id(), client.peer().pid, client.peer().uid, *parent, name, holder.uid,
+            holder.parent);
+        refuse_and_close(client,
+                         fmt::format("instance name {} is in use by another process", name));
+        return;
+    }
     client.set_instance(m.instance);
-    log(log_level::info, "client {} belongs to instance {}", client.id(), m.instance);
+    log(log_level::info, "client {} belongs to instance {}{}", client.id(), m.instance,
+        rules_.key.required() ? " (key checked)" : "");
 }
 
 void server::handle_status(client_connection& client) {

@@ -8,6 +8,7 @@
 
 #include "app_core.h"
 #include "app_driver.h"
+#include "auth.h"
 #include "client.h"
 #include "guard.h"
 #include "log.h"
@@ -32,6 +33,8 @@ struct access_rules {
     unit_allowlist units;
     peer_policy peers;
     resource_limits limits;
+    // The key HELLO must carry as a connection's first line; none: HELLO is optional.
+    shared_key key;
 };
 
 class server {
@@ -88,6 +91,11 @@ class server {
     void handle_stop(client_connection& client, const proto::message& m);
     void handle_freeze(client_connection& client, const proto::message& m);
     void handle_hello(client_connection& client, const proto::message& m);
+    // With a key: the first line must be HELLO with the right key. Refuses (ERROR, close) and
+    // returns true otherwise. `r` is the line's parse.
+    bool refuse_unauthenticated(client_connection& client, const proto::parse_result& r);
+    // ERROR `why`, logged with the peer's pid and uid, then the connection is closed.
+    void refuse_and_close(client_connection& client, std::string_view why);
     void handle_status(client_connection& client);
     void send_status_page(client_connection& client, const std::string& after);
     // The unit is outside the allowlist: answers FAILED not-allowed and returns true.
@@ -111,6 +119,7 @@ class server {
     std::map<client_id, std::shared_ptr<client_connection>> clients_;
     std::map<uid_t, std::size_t> clients_per_uid_;
     log_limiter refused_clients_log_; // refusals at accept, from every peer together
+    instance_registry instances_;     // HELLO names and who holds them
     steady_time next_idle_scan_{};    // see refuse_new_app
     boost::asio::steady_timer accept_pause_;
     client_id next_client_ = 1;

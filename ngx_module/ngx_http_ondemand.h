@@ -136,6 +136,7 @@ typedef struct {
 struct ngx_http_ondemand_main_conf_s {
     ngx_shm_zone_t                *shm_zone;
     ngx_addr_t                    *helper;
+    ngx_str_t                      helper_key;    /* key=FILE; empty: none */
     ngx_msec_t                     helper_timeout;
     ngx_array_t                    apps;          /* ngx_http_ondemand_app_t * */
     ngx_hash_t                     apps_hash;

@@ -330,7 +330,8 @@ ngx_http_ondemand_helper_publish(ngx_http_ondemand_main_conf_t *omcf,
 
 /*
  * The first line on a new connection: the workers of one nginx share the
- * instance name, so that helperd counts their USE leases as one nginx's.
+ * instance name, so that helperd counts their USE leases as one nginx's;
+ * with key=FILE it carries the key helperd requires (docs/PROTOCOL.md).
  */
 
 static ngx_int_t
@@ -343,6 +344,10 @@ ngx_http_ondemand_hello(ngx_http_ondemand_main_conf_t *omcf)
 
     msg.kind = proto::verb::hello;
     msg.instance = std::string_view((char *) zctx->sh->instance);
+
+    /* ondemand_helper ... key=FILE, read by the master */
+    msg.key = std::string_view((char *) omcf->helper_key.data,
+                               omcf->helper_key.len);
 
     return ngx_http_ondemand_helper_send(msg);
 }

@@ -204,6 +204,31 @@ bool valid_instance_name(std::string_view name) {
     return valid_app_name(name);
 }
 
+bool valid_key(std::string_view key) {
+    return key.size() >= min_key_length && key.size() <= max_key_length && all_printable(key);
+}
+
+const char* key_from_file(std::string_view contents, std::string_view& key) {
+    if (!contents.empty() && contents.back() == '\n') {
+        contents.remove_suffix(1);
+    }
+    if (contents.empty()) {
+        return "is empty";
+    }
+    if (contents.size() > max_key_length) {
+        return "holds a key longer than 256 bytes";
+    }
+    if (!all_printable(contents)) {
+        return "holds a space, a control character or a non-ASCII byte (one line of printable "
+               "ASCII expected)";
+    }
+    if (contents.size() < min_key_length) {
+        return "holds a key shorter than 16 bytes";
+    }
+    key = contents;
+    return nullptr;
+}
+
 bool valid_unit_name(std::string_view name) {
     if (name.empty() || name.size() > max_unit_name_length) {
         return false;
@@ -292,6 +317,14 @@ parse_result parse(std::string_view line) {
         }
         if (!valid_instance_name(m.instance)) {
             return fail("invalid instance name");
+        }
+        if (std::string_view opt; fields.next(opt) && opt.substr(0, 4) == "key=") {
+            m.key = opt.substr(4);
+            if (!valid_key(m.key)) {
+                return fail("invalid key");
+            }
+        } else if (!opt.empty()) {
+            return fail("unexpected extra field");
         }
         break;
 
@@ -565,7 +598,7 @@ bool valid_for_format(const message& m) {
                (m.kind != verb::app ||
                 (!m.state.empty() && all_printable(m.state) && valid_attrs(m.attrs)));
     case verb::hello:
-        return valid_instance_name(m.instance);
+        return valid_instance_name(m.instance) && (m.key.empty() || valid_key(m.key));
     case verb::use:
         return valid_app_name(m.app) && m.lease_ms > 0 && m.lease_ms <= max_lease_ms;
     case verb::wait:
@@ -611,6 +644,9 @@ std::size_t format(const message& m, char* buf, std::size_t capacity) {
         break;
     case verb::hello:
         w.field(m.instance);
+        if (!m.key.empty()) {
+            w.put(" key=").put(m.key);
+        }
         break;
     case verb::use:
         w.field(m.app).field(m.gen).field(m.lease_ms);

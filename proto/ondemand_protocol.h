@@ -27,10 +27,14 @@ inline constexpr std::uint64_t max_gen = std::uint64_t{1} << 53;
 inline constexpr std::uint64_t max_timeout_ms = 24ULL * 60 * 60 * 1000;
 // USE's lease_ms: at most 30 days (more than nginx's own largest time, 2^31-1 ms).
 inline constexpr std::uint64_t max_lease_ms = 30ULL * 24 * 60 * 60 * 1000;
+// The key shared by nginx and helperd (HELLO's key=, docs/PROTOCOL.md): 16-256 printable
+// non-space ASCII bytes (`openssl rand -hex 32` makes one of 64).
+inline constexpr std::size_t min_key_length = 16;
+inline constexpr std::size_t max_key_length = 256;
 
 enum class verb : std::uint8_t {
     // requests (nginx -> helperd)
-    hello,  // HELLO instance  (first line: which nginx instance this connection belongs to)
+    hello,  // HELLO instance [key=KEY]  (first line: which nginx instance; the shared key)
     start,  // START app gen unit ready timeout_ms socket
     wait,   // WAIT app gen
     stop,   // STOP app gen unit [force]
@@ -75,6 +79,8 @@ struct message {
     std::string_view app;
     // HELLO: the sender's instance (all connections of one nginx share it).
     std::string_view instance;
+    // HELLO: the shared key (key=KEY), empty when the client sent none.
+    std::string_view key;
     std::uint64_t gen = 0;
     std::string_view unit;
     std::string_view ready; // "connect", "notify" or "http:/path"
@@ -153,6 +159,11 @@ bool valid_unit_name(std::string_view name);
 bool valid_ready_mode(std::string_view mode);
 // An absolute path of printable non-space bytes that fits in sockaddr_un.
 bool valid_socket_path(std::string_view path);
+// A shared key: min_key_length to max_key_length bytes of 0x21-0x7e.
+bool valid_key(std::string_view key);
+// The key in a key file's contents: the whole file, less one trailing '\n'. Returns nullptr
+// and sets `key` (a view into `contents`), or a static reason ("is empty", ...).
+const char* key_from_file(std::string_view contents, std::string_view& key);
 // Free text: printable bytes and spaces only (no control characters).
 bool valid_text(std::string_view text);
 // APP's key=value fields: each key 1-32 of [a-z0-9_] starting with a letter, then '=', then a

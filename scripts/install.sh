@@ -14,6 +14,9 @@
 #   $PREFIX/share/ondemand/ondemand-helperd.service.d/root.conf  (opt-in: helperd as root)
 #   $PREFIX/share/doc/ondemand/*.md and examples/
 #   /etc/ondemand/helperd.toml (helperd's settings; only when missing, never removed)
+#   /etc/ondemand/helperd.key (the key nginx and helperd share: 32 random bytes as 64 hex
+#                              digits, 0600 root:root; only when missing, never removed; not
+#                              under a DESTDIR: every copy of a package would share it)
 #   /etc/ondemand/apps/ (created; existing app files are never touched or removed)
 # and the system user `ondemand` that the helperd unit runs as (unless it exists; under a
 # DESTDIR only when DESTDIR/etc/passwd exists, with useradd --root; never removed).
@@ -77,7 +80,8 @@ rewrite() {
   sed -e "s|/usr/local/sbin/ondemand-helperd|$SBINDIR/ondemand-helperd|g" \
       -e "s|/usr/local/share/doc/ondemand|$DOCDIR|g" \
       -e "s|/usr/local/bin/ondemandctl|$BINDIR/ondemandctl|g" \
-      -e "s|/etc/ondemand/helperd.toml|$SYSCONF_DIR/helperd.toml|g" "$1"
+      -e "s|/etc/ondemand/helperd.toml|$SYSCONF_DIR/helperd.toml|g" \
+      -e "s|/etc/ondemand/helperd.key|$SYSCONF_DIR/helperd.key|g" "$1"
 }
 
 put() { # put MODE SRC DEST [rewrite]
@@ -125,6 +129,29 @@ create_user() {
   fi
 }
 
+# The key nginx and helperd share (docs/helperd.md, "Security model"): generated once per machine,
+# never under a DESTDIR (a staged root becomes a package that many machines install).
+create_key() {
+  local key=$SYSCONF_DIR/helperd.key
+  if [ -n "$DESTDIR" ]; then
+    log "not generating $key under DESTDIR: the package's postinst must (see install.md)"
+    return 0
+  fi
+  if [ -e "$key" ]; then
+    log "$key exists: kept"
+    return 0
+  fi
+  # 32 bytes of /dev/urandom as 64 hex digits (coreutils only), written 0600 from the start
+  local hex
+  hex=$(head -c 32 /dev/urandom | od -An -v -tx1 | tr -d ' \n')
+  [ ${#hex} = 64 ] || die "could not read 32 random bytes from /dev/urandom"
+  (umask 077 && printf '%s\n' "$hex" > "$key.tmp.$$")
+  chown root:root "$key.tmp.$$"
+  chmod 0600 "$key.tmp.$$"
+  mv -f "$key.tmp.$$" "$key"
+  log "generated $key (0600 root:root): nginx's ondemand_helper ... key=$key; needs a helperd restart"
+}
+
 do_install() {
   local f
   for f in build/bin/ondemand-helperd build/bin/ondemandctl build/modules/ngx_http_ondemand_module.so; do
@@ -162,6 +189,7 @@ do_install() {
     put 0644 "$TOP/units/helperd.toml" "$SYSCONF_DIR/helperd.toml"
   fi
   put 0644 "$TOP/units/helperd.toml" "$DOCDIR/examples/helperd.toml"
+  create_key
   create_user
   log "installed into ${DESTDIR:-/} (PREFIX=$PREFIX)"
   if [ -z "$DESTDIR" ]; then

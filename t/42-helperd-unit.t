@@ -6,7 +6,10 @@
 # Also: the shipped settings are there (User=ondemand, LimitNOFILE, MemoryMax, TasksMax,
 # WatchdogSec, ExecReload, --config), helperd reads its config file (units/helperd.toml, as
 # install.sh installs it), `systemctl reload` re-reads it (same PID, new settings in force), and
-# the watchdog keeps helperd running (WATCHDOG=1 pings, no restart).
+# the watchdog keeps helperd running (WATCHDOG=1 pings, no restart). The key nginx and helperd
+# share (issue #12) reaches helperd as the systemd credential helperd.key (LoadCredential=,
+# --key-file=${CREDENTIALS_DIRECTORY}/helperd.key), and nginx's workers authenticate with it
+# through all of the hardening (ProtectProc=default lets helperd read their /proc/PID/stat).
 #
 # User=ondemand is the one shipped setting the test bed cannot keep: the sandbox is a *user*
 # manager running as root, and a helperd running as another uid could neither join root's user
@@ -59,8 +62,11 @@ sub template {
 my $shipped = template('ondemand-helperd.service');
 like($shipped, qr/^User=ondemand$/m, 'shipped: runs as the system user ondemand');
 like($shipped, qr/^Group=ondemand$/m, 'shipped: with its group');
-like($shipped, qr{^ExecStart=/usr/local/sbin/ondemand-helperd --system --config /etc/ondemand/helperd\.toml$}m,
-    'shipped: reads /etc/ondemand/helperd.toml');
+like($shipped, qr{^ExecStart=/usr/local/sbin/ondemand-helperd --system --config /etc/ondemand/helperd\.toml --key-file=\$\{CREDENTIALS_DIRECTORY\}/helperd\.key$}m,
+    'shipped: reads /etc/ondemand/helperd.toml, and the key from its credential');
+like($shipped, qr{^LoadCredential=helperd\.key:/etc/ondemand/helperd\.key$}m,
+    'shipped: the credential helperd.key is /etc/ondemand/helperd.key');
+like($shipped, qr{^ProtectProc=default$}m, "shipped: /proc shows the peers' processes");
 like($shipped, qr{^ExecReload=/bin/kill -HUP \$MAINPID$}m, 'shipped: reload is SIGHUP');
 like($shipped, qr/^LimitNOFILE=65536$/m, 'shipped: LimitNOFILE=65536');
 like($shipped, qr/^MemoryMax=\S+$/m, 'shipped: MemoryMax');
@@ -88,9 +94,25 @@ $socket_unit =~ s{SocketGroup=www-data}{SocketGroup=root};
 my $service_unit = $shipped;
 $service_unit =~ s{/usr/local/sbin/ondemand-helperd}{$bin}g;
 $service_unit =~ s{/etc/ondemand/helperd\.toml}{$conf}g;
+my $key_file = testdir() . '/hd/helperd.key';
+write_file($key_file, "00112233445566778899aabbccddeeff" x 2 . "\n");
+chmod 0600, $key_file;
+$service_unit =~ s{/etc/ondemand/helperd\.key}{$key_file}g;
+# The sandbox's manager cannot hand out credentials: it runs in a mount namespace with private
+# propagation, so the credential mount systemd makes in a child namespace never shows up in the
+# unit's (the directory stays empty; SetCredential= alike). So LoadCredential= is replaced by
+# CREDENTIALS_DIRECTORY pointing at a directory holding helperd.key: ExecStart= and helperd
+# still read the key the shipped way, ${CREDENTIALS_DIRECTORY}/helperd.key.
+like($service_unit, qr{^LoadCredential=helperd\.key:\Q$key_file\E$}m, 'the credential names the key file');
+my $creds = testdir() . '/hd/credentials';
+make_path($creds);
+chmod 0700, $creds;
+write_file("$creds/helperd.key", "00112233445566778899aabbccddeeff" x 2 . "\n");
+chmod 0400, "$creds/helperd.key";
+$service_unit =~ s{^LoadCredential=.*$}{Environment=CREDENTIALS_DIRECTORY=$creds}m;
 $service_unit =~ s{--system}{--user};
 $service_unit =~ s{^PrivateTmp=yes$}{PrivateTmp=no}m;
-like($service_unit, qr/^ExecStart=\Q$bin\E --user --config \Q$conf\E$/m,
+like($service_unit, qr/^ExecStart=\Q$bin\E --user --config \Q$conf\E --key-file=\$\{CREDENTIALS_DIRECTORY\}\/helperd\.key$/m,
     'service unit rewritten for the sandbox');
 make_path("$ENV{ONDEMAND_SANDBOX_UNITS}/ondemand-helperd.service.d");
 write_file("$ENV{ONDEMAND_SANDBOX_UNITS}/ondemand-helperd.service.d/root.conf", $root_dropin);
@@ -106,7 +128,7 @@ is(unit_active('ondemand-helperd.service'), 'inactive', 'helperd itself is not r
 install_template('ondemand-exec@.service');
 write_app_conf('web', EXEC => testapp_bin() . ' --socket $ONDEMAND_SOCKET --name web');
 
-start_nginx(helper => "unix:$sock", http => <<"EOF");
+start_nginx(helper => "unix:$sock key=$key_file", http => <<"EOF");
     upstream web {
         server unix:${\ container_socket('web')};
         ondemand unit=ondemand-exec\@web.service start_timeout=20s;
@@ -121,6 +143,10 @@ my $r = http_get(nginx_port(), '/x', timeout => 30);
 is($r->{status}, 200, 'a cold request through the socket-activated, hardened helperd: 200');
 like($r->{body} // '', qr/^app=web pid=\d+ path=\/x$/m, 'answered by the app');
 is(unit_active('ondemand-helperd.service'), 'active', 'helperd was socket-activated');
+ok(wait_log_line($ENV{ONDEMAND_SANDBOX_LOG}, qr/clients must authenticate: HELLO with the key of \S+\/helperd\.key/,
+    timeout => 5), 'helperd has the key, from its credential');
+ok(wait_log_line($ENV{ONDEMAND_SANDBOX_LOG}, qr/client \d+ belongs to instance nginx-\S+ \(key checked\)/,
+    timeout => 5), "nginx's workers authenticated (their parent pid read through ProtectProc=default)");
 is(unit_active('ondemand-exec@web.service'), 'active', 'the app unit is active');
 my $props = systemctl('show', '-p', 'NoNewPrivileges', '-p', 'ProtectSystem',
     '-p', 'CapabilityBoundingSet', '-p', 'RestrictAddressFamilies', 'ondemand-helperd.service');

@@ -86,8 +86,12 @@ for my $prefix ('/usr', '/opt/ondemand') {
     like($unit, qr{^ExecStart=\Q$prefix\E/sbin/ondemand-helperd --system}m,
         'the helperd unit runs the installed binary');
     unlike($unit, qr{/usr/local/}, 'no /usr/local path left in the unit') if $prefix ne '/usr/local';
-    like($unit, qr{^ExecStart=\S+ --system --config /etc/ondemand/helperd\.toml$}m,
-        'it reads /etc/ondemand/helperd.toml');
+    like($unit, qr{^ExecStart=\S+ --system --config /etc/ondemand/helperd\.toml --key-file=\$\{CREDENTIALS_DIRECTORY\}/helperd\.key$}m,
+        'it reads /etc/ondemand/helperd.toml and the key credential');
+    like($unit, qr{^LoadCredential=helperd\.key:/etc/ondemand/helperd\.key$}m,
+        'the key credential is /etc/ondemand/helperd.key');
+    like($out, qr{not generating /etc/ondemand/helperd\.key under DESTDIR}, 'no key made under DESTDIR');
+    ok(!-e "$dest/etc/ondemand/helperd.key", 'and none is there');
     like($unit, qr/^User=ondemand$/m, 'it runs as the system user ondemand');
     ok(-f "$dest/etc/ondemand/helperd.toml", 'the default helperd.toml is installed');
     ($out, $st) = run_cmd("$dest$prefix/sbin/ondemand-helperd", '--config',

@@ -31,10 +31,11 @@ void require(bool ok, const char* what, std::string_view line, std::string_view 
 }
 
 bool same(const proto::message& a, const proto::message& b) {
-    return a.kind == b.kind && a.app == b.app && a.instance == b.instance && a.gen == b.gen &&
-           a.unit == b.unit && a.ready == b.ready && a.timeout_ms == b.timeout_ms &&
-           a.socket == b.socket && a.lease_ms == b.lease_ms && a.force == b.force &&
-           a.state == b.state && a.attrs == b.attrs && a.reason == b.reason && a.text == b.text;
+    return a.kind == b.kind && a.app == b.app && a.instance == b.instance && a.key == b.key &&
+           a.gen == b.gen && a.unit == b.unit && a.ready == b.ready &&
+           a.timeout_ms == b.timeout_ms && a.socket == b.socket && a.lease_ms == b.lease_ms &&
+           a.force == b.force && a.state == b.state && a.attrs == b.attrs && a.reason == b.reason &&
+           a.text == b.text;
 }
 
 // Every field next_attr() takes off must be found by find_attr(), at that field or at an

@@ -359,6 +359,25 @@ std::unique_ptr<line_client> HelperdTest::connect() {
     return client;
 }
 
+std::string HelperdTest::write_key_file(const std::string& key, const std::string& name) {
+    std::string path = dir_ + "/" + name;
+    std::string tmp = path + ".tmp";
+    {
+        std::ofstream out(tmp, std::ios::trunc);
+        out << key << "\n";
+    }
+    ::chmod(tmp.c_str(), 0600);
+    fs::rename(tmp, path);
+    return path;
+}
+
+void HelperdTest::start_helperd_with_key(const std::string& key,
+                                         const std::vector<std::string>& flags) {
+    std::vector<std::string> all = {"--key-file", write_key_file(key)};
+    all.insert(all.end(), flags.begin(), flags.end());
+    start_helperd(all);
+}
+
 std::string HelperdTest::helperd_log() const {
     std::ifstream in(dir_ + "/helperd.log");
     std::stringstream ss;

@@ -69,6 +69,12 @@ class HelperdTest : public ::testing::Test {
     // `test_allowlist` is false, it may start the tests' units (--allow-unit ondemand-it-*).
     void start_helperd(const std::vector<std::string>& flags = {}, bool test_allowlist = true,
                        const std::vector<std::string>& extra_env = {});
+    // Writes `key` (plus '\n') into a key file of mode 0600 in the test's directory and returns
+    // its path, e.g. for start_helperd({"--key-file", path}).
+    std::string write_key_file(const std::string& key, const std::string& name = "helperd.key");
+    // Starts helperd with --key-file (a file holding `key`) and these flags.
+    void start_helperd_with_key(const std::string& key, const std::vector<std::string>& flags = {});
+
     // Waits for an sd_notify datagram from helperd containing `needle` (all are kept in
     // notifications_).
     bool wait_notification(const std::string& needle, std::chrono::milliseconds limit = 10s);

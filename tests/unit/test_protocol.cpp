@@ -169,6 +169,70 @@ TEST(Protocol, HelloNamesTheInstance) {
     EXPECT_EQ(proto::format(m, buf.data(), buf.size()), 0u);
 }
 
+// HELLO instance [key=KEY]: the key shared by nginx and helperd (issue #12).
+TEST(Protocol, HelloCarriesTheKey) {
+    const std::string key(64, 'f');
+    const std::string line = "HELLO nginx-00ab key=" + key; // the parse views into it
+    auto r = proto::parse(line);
+    ASSERT_TRUE(r.ok) << r.error;
+    EXPECT_EQ(r.msg.instance, "nginx-00ab");
+    EXPECT_EQ(r.msg.key, key);
+    EXPECT_TRUE(proto::parse("HELLO nginx-00ab").msg.key.empty());
+    expect_round_trip("HELLO nginx-00ab key=" + key);
+    expect_round_trip("HELLO x key=!\"#$%&'()*+,-./09:;<=>?@AZ[\\]^_`az{|}~");
+    expect_round_trip("HELLO x key=" + std::string(proto::max_key_length, 'k'));
+    expect_round_trip("HELLO x key=" + std::string(proto::min_key_length, 'k'));
+
+    expect_refused("HELLO x key=", "invalid key");
+    expect_refused("HELLO x key=" + std::string(proto::min_key_length - 1, 'k'), "invalid key");
+    expect_refused("HELLO x key=" + std::string(proto::max_key_length + 1, 'k'), "invalid key");
+    expect_refused("HELLO x key=" + key + " more", "unexpected extra field");
+    expect_refused("HELLO x key=" + key + " key=" + key, "unexpected extra field");
+    expect_refused("HELLO x key=" + key + " ", "unexpected extra field");
+    expect_refused("HELLO x  key=" + key, "unexpected extra field");
+    expect_refused("HELLO x KEY=" + key, "unexpected extra field");
+    expect_refused("HELLO x secret=" + key, "unexpected extra field");
+    expect_refused("HELLO x key=" + key + "\t", "control character in line");
+    expect_refused("HELLO x key=" + key + "\xc3\xa9", "control character in line");
+    expect_refused("HELLO key=" + key, "invalid instance name");
+
+    std::array<char, 512> buf{};
+    proto::message m;
+    m.kind = verb::hello;
+    m.instance = "x";
+    m.key = "short";
+    EXPECT_EQ(proto::format(m, buf.data(), buf.size()), 0u) << "a key below the minimum";
+    std::string spaced = key;
+    spaced[3] = ' ';
+    m.key = spaced;
+    EXPECT_EQ(proto::format(m, buf.data(), buf.size()), 0u) << "a key with a space";
+}
+
+TEST(Protocol, KeyFromFile) {
+    std::string_view key;
+    const std::string k(64, 'a');
+    std::string file = k + "\n";
+    EXPECT_EQ(proto::key_from_file(file, key), nullptr);
+    EXPECT_EQ(key, k);
+    EXPECT_EQ(proto::key_from_file(k, key), nullptr) << "no newline is fine";
+    EXPECT_EQ(key, k);
+    key = {};
+    EXPECT_STREQ(proto::key_from_file("", key), "is empty");
+    EXPECT_STREQ(proto::key_from_file("\n", key), "is empty");
+    EXPECT_STREQ(proto::key_from_file(k + "\n\n", key),
+                 "holds a space, a control character or a non-ASCII byte (one line of "
+                 "printable ASCII expected)");
+    EXPECT_NE(proto::key_from_file(k + "\r\n", key), nullptr);
+    EXPECT_NE(proto::key_from_file("abcdefgh ijklmnopq\n", key), nullptr);
+    EXPECT_NE(proto::key_from_file(std::string("abcdefghijklmnop\0", 17), key), nullptr);
+    EXPECT_STREQ(proto::key_from_file("0123456789abcde\n", key),
+                 "holds a key shorter than 16 bytes");
+    EXPECT_STREQ(proto::key_from_file(std::string(257, 'a'), key),
+                 "holds a key longer than 256 bytes");
+    EXPECT_EQ(proto::key_from_file(std::string(256, 'a') + "\n", key), nullptr);
+    EXPECT_TRUE(key.size() == 256);
+}
+
 TEST(Protocol, RefusesExtraFields) {
     expect_refused("STATUS now", "unexpected extra field");
     expect_refused("END x", "unexpected extra field");
