@@ -32,6 +32,10 @@ struct config_values {
     std::optional<std::size_t> max_connections_per_uid;
     std::optional<std::size_t> max_apps;
     std::optional<std::size_t> line_timeout_ms;
+    std::optional<std::size_t> stop_timeout_ms;
+    // The app registry (docs/helperd.md, "App registry"): absolute paths.
+    std::optional<std::string> apps_dir;
+    std::optional<std::string> app_socket_dir;
 };
 
 struct config_result {

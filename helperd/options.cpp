@@ -68,6 +68,25 @@ parsed_options parse_command_line(int argc, char** argv) {
                        "close a connection whose line stays incomplete this long")
             ->capture_default_str()
             ->check(limit);
+    auto* stop_timeout_ms =
+        app.add_option("--stop-timeout-ms", o.stop_timeout_ms,
+                       "a stop not finished this long after StopUnit fails (stop-failed)")
+            ->capture_default_str()
+            ->check(limit);
+    const auto absolute = CLI::Validator(
+        [](std::string& path) {
+            return !path.empty() && path[0] == '/' ? std::string() : "must be an absolute path";
+        },
+        "PATH");
+    auto* apps_dir = app.add_option("--apps-dir", o.apps_dir,
+                                    "the app files (NAME.conf) of the apps helperd serves; "
+                                    "without it helperd trusts its clients")
+                         ->check(absolute);
+    auto* app_socket_dir =
+        app.add_option("--app-socket-dir", o.app_socket_dir,
+                       "the apps' socket directory (default %t/ondemand/apps: /run/ondemand/apps, "
+                       "or $XDG_RUNTIME_DIR/ondemand/apps with --user)")
+            ->check(absolute);
     app.add_option("--config", o.config_path, "TOML config file (flags override it)");
     app.add_flag("--check-config", o.check_config,
                  "check the config file and the flags, report every problem, and exit");
@@ -98,6 +117,9 @@ parsed_options parse_command_line(int argc, char** argv) {
     o.given.max_connections_per_uid = max_connections_per_uid->count() > 0;
     o.given.max_apps = max_apps->count() > 0;
     o.given.line_timeout_ms = line_timeout_ms->count() > 0;
+    o.given.stop_timeout_ms = stop_timeout_ms->count() > 0;
+    o.given.apps_dir = apps_dir->count() > 0;
+    o.given.app_socket_dir = app_socket_dir->count() > 0;
     if (use_user) {
         o.bus.type = bus_address::kind::user;
     } else if (*bus) {
@@ -136,6 +158,9 @@ options merge_config(const options& command_line, const config_values& file) {
                    o.max_connections_per_uid);
     take_from_file(given.max_apps, file.max_apps, o.max_apps);
     take_from_file(given.line_timeout_ms, file.line_timeout_ms, o.line_timeout_ms);
+    take_from_file(given.stop_timeout_ms, file.stop_timeout_ms, o.stop_timeout_ms);
+    take_from_file(given.apps_dir, file.apps_dir, o.apps_dir);
+    take_from_file(given.app_socket_dir, file.app_socket_dir, o.app_socket_dir);
     return o;
 }
 

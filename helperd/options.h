@@ -29,6 +29,11 @@ struct options {
     std::size_t max_connections_per_uid = 256;
     std::size_t max_apps = 4096;
     std::size_t line_timeout_ms = 10000;
+    std::size_t stop_timeout_ms = 120000;
+    // The app registry: empty apps_dir means none (helperd trusts its clients); an empty
+    // app_socket_dir means the manager's %t/ondemand/apps (default_app_socket_dir).
+    std::string apps_dir;
+    std::string app_socket_dir;
     std::string config_path;
     bool check_config = false;
 
@@ -45,6 +50,9 @@ struct options {
         bool max_connections_per_uid = false;
         bool max_apps = false;
         bool line_timeout_ms = false;
+        bool stop_timeout_ms = false;
+        bool apps_dir = false;
+        bool app_socket_dir = false;
     } given;
 };
 

@@ -73,6 +73,7 @@ struct resource_limits {
     static constexpr std::size_t default_max_connections_per_uid = 256;
     static constexpr std::size_t default_max_apps = 4096;
     static constexpr std::chrono::milliseconds default_line_timeout{10000};
+    static constexpr std::chrono::milliseconds default_stop_timeout{120000};
 
     std::size_t max_connections = default_max_connections;
     std::size_t max_connections_per_uid = default_max_connections_per_uid;
@@ -82,6 +83,9 @@ struct resource_limits {
     // A connection must complete a line this long after it connected or after the first
     // byte of a partial line (half-line/slowloris timeout); it is closed otherwise.
     std::chrono::milliseconds line_timeout = default_line_timeout;
+    // A stop whose job has not ended this long after StopUnit ends as failed (stop-failed),
+    // and the app is ready or stopped as its unit's state says: never stopping for ever.
+    std::chrono::milliseconds stop_timeout = default_stop_timeout;
 };
 
 } // namespace ondemand::helperd

@@ -12,6 +12,7 @@
 #include "guard.h"
 #include "ondemand_protocol.h"
 #include "policy.h"
+#include "registry.h"
 #include "systemd.h"
 
 #include <boost/asio/io_context.hpp>
@@ -31,6 +32,9 @@ struct access_rules {
     unit_allowlist units;
     peer_policy peers;
     resource_limits limits;
+    // The apps helperd serves (apps_dir); null: it trusts its clients' app, unit, socket,
+    // ready mode and timeout (docs/helperd.md, "App registry").
+    std::shared_ptr<const app_registry> apps;
 };
 
 class server {
@@ -90,6 +94,11 @@ class server {
     void handle_status(client_connection& client);
     // The unit is outside the allowlist: answers FAILED not-allowed and returns true.
     bool refuse_unit(client_connection& client, const proto::message& m);
+    // Another app holds the unit (one unit, one app): answers FAILED not-allowed, returns true.
+    bool refuse_held_unit(client_connection& client, const proto::message& m);
+    // Under a registry: an unknown app, or a START/STOP/FREEZE that disagrees with its app
+    // file. Answers FAILED not-allowed (ERROR for USE) and returns true; no record is made.
+    bool refuse_unregistered(client_connection& client, const proto::message& m);
     // Another nginx holds a use lease: answers FAILED in-use and returns true.
     bool refuse_in_use(client_connection& client, const proto::message& m);
     void refuse_line(client_connection& client, std::string_view why);
