@@ -62,7 +62,10 @@ std::shared_ptr<const app_registry> registry_of(const options& o) {
                                  : o.app_socket_dir;
     registry_load r = load_registry(o.apps_dir, socket_dir);
     for (const std::string& problem : r.problems) {
-        log(log_level::error, "app registry: {} (that app is refused)", problem);
+        log(log_level::error, "app registry: {}", problem);
+    }
+    if (r.read && !r.problems.empty()) {
+        log(log_level::error, "app registry: an app whose file has errors is left out (refused)");
     }
     log(log_level::info, "app registry: {} app(s) from {}/*.conf, sockets in {}", r.registry.size(),
         o.apps_dir, socket_dir);

@@ -61,7 +61,15 @@ std::optional<std::string> app_registry::refusal(const proto::message& m) const 
 
 registry_load load_registry(const std::filesystem::path& apps_dir, const std::string& socket_dir) {
     registry_load out;
+    std::error_code ec;
+    if (!std::filesystem::is_directory(apps_dir, ec)) {
+        out.problems.push_back(
+            fmt::format("{}: not a directory{}: no app is served", apps_dir.string(),
+                        ec ? fmt::format(" ({})", ec.message()) : std::string()));
+        return out;
+    }
     ctl::dir_result dir = ctl::load_apps_dir(apps_dir);
+    out.read = true;
     for (const ctl::diagnostic& d : dir.errors) {
         out.problems.push_back(d.to_string());
     }

@@ -59,6 +59,7 @@ class app_registry {
 struct registry_load {
     app_registry registry;
     std::vector<std::string> problems;
+    bool read = false; // the directory was read (its problems are then the app files')
 };
 registry_load load_registry(const std::filesystem::path& apps_dir, const std::string& socket_dir);
 

@@ -129,13 +129,15 @@ TEST_F(HelperdRegistryDir, AnAppFileWithErrorsIsLeftOutAndItsProblemsAreReported
     EXPECT_EQ(r.registry.find("bad"), nullptr);
     ASSERT_FALSE(r.problems.empty());
     EXPECT_THAT(r.problems[0], HasSubstr("bad.conf"));
+    EXPECT_TRUE(r.read);
 }
 
 TEST_F(HelperdRegistryDir, AMissingDirectoryIsAnEmptyRegistryWithAProblem) {
     registry_load r = load_registry(dir / "missing", "/run/ondemand/apps");
     EXPECT_EQ(r.registry.size(), 0u);
     ASSERT_EQ(r.problems.size(), 1u);
-    EXPECT_THAT(r.problems[0], HasSubstr("missing"));
+    EXPECT_THAT(r.problems[0], HasSubstr("missing: not a directory"));
+    EXPECT_FALSE(r.read);
 }
 
 TEST(HelperdRegistry, TheAppsSocketDirectoryIsTheManagersRuntimeDirectory) {
