@@ -121,6 +121,57 @@ bool valid_nginx_time(std::string_view t) {
     return true;
 }
 
+std::optional<std::uint64_t> nginx_time_ms(std::string_view t) {
+    if (!valid_nginx_time(t)) {
+        return std::nullopt;
+    }
+    constexpr std::uint64_t max = UINT64_MAX;
+    auto mul = [](std::uint64_t a, std::uint64_t b) { return b != 0 && a > max / b ? max : a * b; };
+    auto add = [](std::uint64_t a, std::uint64_t b) { return a > max - b ? max : a + b; };
+    std::uint64_t total = 0;
+    std::size_t i = 0;
+    while (i < t.size()) {
+        std::uint64_t value = 0;
+        while (i < t.size() && t[i] >= '0' && t[i] <= '9') {
+            value = value * 10 + static_cast<std::uint64_t>(t[i] - '0'); // at most 9 digits
+            ++i;
+        }
+        std::uint64_t scale = 1000; // a trailing number without a unit: seconds
+        if (i < t.size()) {
+            if (t.compare(i, 2, "ms") == 0) {
+                scale = 1;
+                i += 2;
+            } else {
+                switch (t[i]) {
+                case 'y':
+                    scale = 365ULL * 24 * 3600 * 1000;
+                    break;
+                case 'M':
+                    scale = 30ULL * 24 * 3600 * 1000;
+                    break;
+                case 'w':
+                    scale = 7ULL * 24 * 3600 * 1000;
+                    break;
+                case 'd':
+                    scale = 24ULL * 3600 * 1000;
+                    break;
+                case 'h':
+                    scale = 3600ULL * 1000;
+                    break;
+                case 'm':
+                    scale = 60ULL * 1000;
+                    break;
+                default: // 's'
+                    break;
+                }
+                ++i;
+            }
+        }
+        total = add(total, mul(value, scale));
+    }
+    return total;
+}
+
 bool valid_host_name(std::string_view h) {
     if (h.starts_with("*.")) {
         h.remove_prefix(2);

@@ -4,6 +4,7 @@
 #ifndef ONDEMAND_CTL_APP_FILE_H
 #define ONDEMAND_CTL_APP_FILE_H
 
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -62,6 +63,10 @@ dir_result load_apps_dir(const std::filesystem::path& dir);
 
 // nginx's time syntax: "0", "30", "500ms", "30s", "5m", "1h", "1m30s" (units ms s m h d w M y).
 bool valid_nginx_time(std::string_view t);
+// The milliseconds a valid_nginx_time() string stands for, as nginx's ngx_parse_time(t, 0)
+// reads it (a number without a unit is seconds; M is 30 days, y 365); nothing when it is not
+// valid. Saturates at UINT64_MAX.
+std::optional<std::uint64_t> nginx_time_ms(std::string_view t);
 // A host name for nginx's `map ... { hostnames; }`: labels of [A-Za-z0-9-], optionally with a
 // leading "*." or a leading ".".
 bool valid_host_name(std::string_view h);

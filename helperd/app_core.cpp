@@ -229,6 +229,40 @@ app_core::stop_outcome app_core::stop_finished(std::uint64_t attempt) {
     return out;
 }
 
+app_core::stop_outcome app_core::stop_abandoned(std::uint64_t attempt, bool unit_running) {
+    stop_outcome out;
+    if (attempt != attempt_ || phase_ != app_phase::stopping) {
+        return out;
+    }
+    out.waiters = std::move(stop_waiters_);
+    stop_waiters_.clear();
+    enter(unit_running ? app_phase::ready : app_phase::stopped);
+    if (start_queued_) {
+        start_queued_ = false;
+        begin_attempt(app_phase::starting);
+        unit_ = params_.unit;
+        out.start_next = true;
+    }
+    return out;
+}
+
+bool app_core::holds_unit(std::string_view unit) const {
+    switch (phase_) {
+    case app_phase::unknown:
+    case app_phase::stopped:
+    case app_phase::failed:
+        return false;
+    case app_phase::starting:
+    case app_phase::ready:
+    case app_phase::frozen:
+        return unit_ == unit;
+    case app_phase::stopping:
+    case app_phase::freezing:
+        return unit_ == unit || (start_queued_ && params_.unit == unit);
+    }
+    return false;
+}
+
 bool app_core::went_down() {
     if (phase_ != app_phase::ready && phase_ != app_phase::frozen) {
         return false;

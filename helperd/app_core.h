@@ -124,6 +124,10 @@ class app_core {
         bool start_next = false;     // a START came meanwhile: a new attempt began, StartUnit
     };
     stop_outcome stop_finished(std::uint64_t attempt);
+    // The stop did not finish in time (the stop deadline): the app is ready again when its
+    // unit still runs (`unit_running`: active or reloading), stopped otherwise; never left
+    // stopping. A START that came meanwhile begins its attempt, as after stop_finished.
+    stop_outcome stop_abandoned(std::uint64_t attempt, bool unit_running);
     // The freeze ended: frozen when it worked; when it did not, back in the phase the freeze
     // began in (a failed FREEZE of a stopped app leaves it stopped, not ready).
     struct freeze_outcome {
@@ -133,6 +137,11 @@ class app_core {
         std::optional<start_decision> start_next;
     };
     freeze_outcome freeze_finished(std::uint64_t attempt, bool frozen);
+
+    // Whether the app holds its unit now: an operation runs on it or it is ready or frozen
+    // (any phase but unknown, stopped and failed). `unit` is the unit it holds then, or the
+    // one a START queued behind a stop or freeze is for. docs/helperd.md, "One unit, one app".
+    bool holds_unit(std::string_view unit) const;
 
     // The unit left the active state while the app was ready or frozen and not being
     // stopped: the app is stopped now. Returns true when DOWN is to be pushed.

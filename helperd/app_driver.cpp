@@ -122,6 +122,17 @@ void app_driver::touch(std::string_view name) {
     }
 }
 
+std::optional<std::string> app_driver::unit_holder(std::string_view unit,
+                                                   std::string_view asker) const {
+    // O(apps): a string compare per record, for START, STOP and FREEZE lines only.
+    for (const auto& [name, a] : apps_) {
+        if (name != asker && a->core.holds_unit(unit)) {
+            return name;
+        }
+    }
+    return std::nullopt;
+}
+
 std::vector<app_status> app_driver::status(std::string_view after, std::size_t limit) const {
     std::vector<app_status> out;
     for (auto it = after.empty() ? apps_.begin() : apps_.upper_bound(after);
@@ -467,6 +478,15 @@ void app_driver::begin_stop(app_runtime& a) {
     std::uint64_t attempt = a.core.attempt();
     log({a.core.name(), a.core.unit()}, log_level::info, "StopUnit {} for app {} (gen {})",
         a.core.unit(), a.core.name(), first_gen(a.core.stop_waiters()));
+    // A stop job that never ends (systemd merged it into a job helperd does not know, or the
+    // unit hangs longer than this) must not leave the app stopping for ever.
+    a.deadline.expires_after(stop_timeout_);
+    a.deadline.async_wait(while_current(a, attempt, app_phase::stopping,
+                                        [this, &a, attempt](boost::system::error_code ec) {
+                                            if (!ec) {
+                                                stop_timed_out(a, attempt);
+                                            }
+                                        }));
     units_.stop_unit(
         a.core.unit(),
         while_current(a, attempt, app_phase::stopping,
@@ -507,6 +527,48 @@ void app_driver::stop_finished(app_runtime& a, std::uint64_t attempt, const std:
         replies_.answer_failed(out.waiters, a.core.name(),
                                {proto::failure::stop_failed, sanitize(error)});
     }
+    if (out.start_next) {
+        begin_start(a, app_core::start_decision::start_unit);
+    }
+}
+
+void app_driver::stop_timed_out(app_runtime& a, std::uint64_t attempt) {
+    log({a.core.name(), a.core.unit()}, log_level::warning,
+        "app {}: the stop of {} did not finish within {} ms; reading the unit's state",
+        a.core.name(), a.core.unit(), stop_timeout_.count());
+    // The job stays known meanwhile: if it ends now, that is the stop's end after all.
+    units_.read_unit_state(
+        a.core.unit(),
+        while_current(a, attempt, app_phase::stopping,
+                      [this, &a, attempt](const unit_state& st, const std::string& error) {
+                          bool running = error.empty() && (st.active_state == "active" ||
+                                                           st.active_state == "reloading");
+                          stop_abandoned(a, attempt, running,
+                                         error.empty() ? st.active_state
+                                                       : fmt::format("unknown: {}", error));
+                      }));
+}
+
+void app_driver::stop_abandoned(app_runtime& a, std::uint64_t attempt, bool unit_running,
+                                const std::string& state) {
+    if (!current(a, attempt, app_phase::stopping)) {
+        return;
+    }
+    end_attempt(a); // forgets the job: a late JobRemoved belongs to no attempt
+    bool announce = a.announce_stop;
+    a.announce_stop = false;
+    app_core::stop_outcome out = a.core.stop_abandoned(attempt, unit_running);
+    failure_reason why{proto::failure::stop_failed,
+                       sanitize(fmt::format("timeout: the stop job did not finish within {} ms; "
+                                            "unit {} is {}",
+                                            stop_timeout_.count(), a.core.unit(), state))};
+    log({a.core.name(), a.core.unit()}, log_level::warning, "app {} stop failed: {}; app is {}",
+        a.core.name(), why.detail, phase_name(a.core.phase()));
+    // The other clients believe the app ready: tell them when it is not running any more.
+    if (announce && !unit_running && !out.start_next) {
+        replies_.broadcast(proto::verb::down, a.core.name(), out.waiters);
+    }
+    replies_.answer_failed(out.waiters, a.core.name(), why);
     if (out.start_next) {
         begin_start(a, app_core::start_decision::start_unit);
     }

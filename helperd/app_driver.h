@@ -79,6 +79,14 @@ class app_driver {
     // FREEZE (allowed, and not refused for a lease).
     void freeze(const waiter& w, std::string_view app, std::string_view unit);
 
+    // The app other than `asker` that holds `unit` now (app_core::holds_unit): a START, STOP or
+    // FREEZE of `unit` for `asker` is refused then (docs/helperd.md, "One unit, one app").
+    std::optional<std::string> unit_holder(std::string_view unit, std::string_view asker) const;
+    // How long a stop may run before it ends as failed (stop-failed) and the unit's state is
+    // read to tell whether the app is ready or stopped (docs/helperd.md, "Stop deadline").
+    void set_stop_timeout(std::chrono::milliseconds limit) { stop_timeout_ = limit; }
+    static constexpr std::chrono::milliseconds default_stop_timeout{120000};
+
     // The app's bookkeeping, created on first use (leases: USE, and the in-use check).
     app_core& core(std::string_view app);
     // Whether an app record exists, and how many there are (resource_limits::max_apps).
@@ -119,7 +127,7 @@ class app_driver {
         std::uint64_t starts = 0;
         std::uint64_t failures = 0;
         std::shared_ptr<readiness_probe> probe;
-        boost::asio::steady_timer deadline;
+        boost::asio::steady_timer deadline; // of the start, or of the stop
         steady_time began{};
     };
 
@@ -142,6 +150,10 @@ class app_driver {
     void start_failed(app_runtime& a, std::uint64_t attempt, failure_reason reason);
     void begin_stop(app_runtime& a);
     void stop_finished(app_runtime& a, std::uint64_t attempt, const std::string& error);
+    // The stop deadline passed: read the unit's state, then stop_abandoned.
+    void stop_timed_out(app_runtime& a, std::uint64_t attempt);
+    void stop_abandoned(app_runtime& a, std::uint64_t attempt, bool unit_running,
+                        const std::string& state);
     void begin_freeze(app_runtime& a);
     void freeze_finished(app_runtime& a, std::uint64_t attempt, const std::string& error);
 
@@ -165,6 +177,7 @@ class app_driver {
     std::unordered_map<std::string, std::vector<std::string>> units_by_path_; // -> apps
     boost::asio::steady_timer pending_timer_;
     std::optional<steady_time> pending_expiry_;
+    std::chrono::milliseconds stop_timeout_ = default_stop_timeout;
     callback_guard guard_;
 };
 

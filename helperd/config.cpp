@@ -210,6 +210,14 @@ class config_reader {
                 throw std::invalid_argument("must be an absolute path");
             }
             v.key_file = path;
+        } else if (name == "stop_timeout_ms") {
+            v.stop_timeout_ms = positive_of(node);
+        } else if (name == "apps_dir" || name == "app_socket_dir") {
+            std::string path = string_of(node, "an absolute path");
+            if (path.empty() || path[0] != '/') {
+                throw std::invalid_argument("must be an absolute path");
+            }
+            (name == "apps_dir" ? v.apps_dir : v.app_socket_dir) = path;
         } else if (name == "log_level") {
             std::string level = string_of(node, "debug, info, warning or error");
             v.level = parse_log_level(level);

@@ -35,6 +35,10 @@ struct config_values {
     std::optional<std::size_t> max_waits_per_client;
     // The file holding the key clients must send in HELLO ("": none).
     std::optional<std::string> key_file;
+    std::optional<std::size_t> stop_timeout_ms;
+    // The app registry (docs/helperd.md, "App registry"): absolute paths.
+    std::optional<std::string> apps_dir;
+    std::optional<std::string> app_socket_dir;
 };
 
 struct config_result {

@@ -8,6 +8,7 @@
 #include "listener.h"
 #include "log.h"
 #include "options.h"
+#include "registry.h"
 #include "sdbus.h"
 #include "server.h"
 #include "systemd.h"
@@ -62,6 +63,30 @@ std::optional<shared_key> load_key(const options& o) {
     }
 }
 
+// The app registry of the settings (null without apps_dir: helperd trusts its clients), its
+// problems logged: an app file with errors is left out, so its app is refused.
+std::shared_ptr<const app_registry> registry_of(const options& o) {
+    if (o.apps_dir.empty()) {
+        log(log_level::warning,
+            "no apps_dir: helperd trusts its clients' app names, units, sockets, ready modes and "
+            "start timeouts (set apps_dir to serve only the apps of their app files)");
+        return nullptr;
+    }
+    std::string socket_dir = o.app_socket_dir.empty()
+                                 ? default_app_socket_dir(o.bus.type == bus_address::kind::user)
+                                 : o.app_socket_dir;
+    registry_load r = load_registry(o.apps_dir, socket_dir);
+    for (const std::string& problem : r.problems) {
+        log(log_level::error, "app registry: {}", problem);
+    }
+    if (r.read && !r.problems.empty()) {
+        log(log_level::error, "app registry: an app whose file has errors is left out (refused)");
+    }
+    log(log_level::info, "app registry: {} app(s) from {}/*.conf, sockets in {}", r.registry.size(),
+        o.apps_dir, socket_dir);
+    return std::make_shared<const app_registry>(std::move(r.registry));
+}
+
 // `self`: the unit helperd runs in, never to be stopped or frozen by a client.
 access_rules rules_of(const options& o, const std::string& self, shared_key key) {
     unit_allowlist units(o.allow_units);
@@ -74,8 +99,9 @@ access_rules rules_of(const options& o, const std::string& self, shared_key key)
     limits.max_apps = o.max_apps;
     limits.line_timeout = std::chrono::milliseconds(o.line_timeout_ms);
     limits.max_waits_per_client = o.max_waits_per_client;
+    limits.stop_timeout = std::chrono::milliseconds(o.stop_timeout_ms);
     return access_rules{std::move(units), peer_policy(o.allow_uids, o.allow_gids), limits,
-                        std::move(key)};
+                        std::move(key), registry_of(o)};
 }
 
 // STATUS= for systemctl status: refreshed when it changes, checked once a second.
@@ -270,6 +296,10 @@ int main(int argc, char** argv) {
     if (command_line.check_config) {
         if (!opts || !key) {
             return 1;
+        }
+        if (!opts->apps_dir.empty()) {
+            // The app files' problems are reported (those apps would be refused), not fatal.
+            registry_of(*opts);
         }
         std::printf("%s: OK\n",
                     command_line.config_path.empty() ? "flags" : command_line.config_path.c_str());

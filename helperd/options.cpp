@@ -76,6 +76,25 @@ parsed_options parse_command_line(int argc, char** argv) {
     auto* key_file = app.add_option(
         "--key-file", o.key_file,
         "file with the key clients must send in HELLO (read at start and on SIGHUP)");
+    auto* stop_timeout_ms =
+        app.add_option("--stop-timeout-ms", o.stop_timeout_ms,
+                       "a stop not finished this long after StopUnit fails (stop-failed)")
+            ->capture_default_str()
+            ->check(limit);
+    const auto absolute = CLI::Validator(
+        [](std::string& path) {
+            return !path.empty() && path[0] == '/' ? std::string() : "must be an absolute path";
+        },
+        "PATH");
+    auto* apps_dir = app.add_option("--apps-dir", o.apps_dir,
+                                    "the app files (NAME.conf) of the apps helperd serves; "
+                                    "without it helperd trusts its clients")
+                         ->check(absolute);
+    auto* app_socket_dir =
+        app.add_option("--app-socket-dir", o.app_socket_dir,
+                       "the apps' socket directory (default %t/ondemand/apps: /run/ondemand/apps, "
+                       "or $XDG_RUNTIME_DIR/ondemand/apps with --user)")
+            ->check(absolute);
     app.add_option("--config", o.config_path, "TOML config file (flags override it)");
     app.add_flag("--check-config", o.check_config,
                  "check the config file and the flags, report every problem, and exit");
@@ -108,6 +127,9 @@ parsed_options parse_command_line(int argc, char** argv) {
     o.given.line_timeout_ms = line_timeout_ms->count() > 0;
     o.given.max_waits_per_client = max_waits_per_client->count() > 0;
     o.given.key_file = key_file->count() > 0;
+    o.given.stop_timeout_ms = stop_timeout_ms->count() > 0;
+    o.given.apps_dir = apps_dir->count() > 0;
+    o.given.app_socket_dir = app_socket_dir->count() > 0;
     if (use_user) {
         o.bus.type = bus_address::kind::user;
     } else if (*bus) {
@@ -148,6 +170,9 @@ options merge_config(const options& command_line, const config_values& file) {
     take_from_file(given.line_timeout_ms, file.line_timeout_ms, o.line_timeout_ms);
     take_from_file(given.max_waits_per_client, file.max_waits_per_client, o.max_waits_per_client);
     take_from_file(given.key_file, file.key_file, o.key_file);
+    take_from_file(given.stop_timeout_ms, file.stop_timeout_ms, o.stop_timeout_ms);
+    take_from_file(given.apps_dir, file.apps_dir, o.apps_dir);
+    take_from_file(given.app_socket_dir, file.app_socket_dir, o.app_socket_dir);
     return o;
 }
 

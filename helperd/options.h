@@ -32,6 +32,11 @@ struct options {
     std::size_t max_waits_per_client = 4096;
     // The key file (auth.h): when set, a connection's first line must be HELLO with its key.
     std::string key_file;
+    std::size_t stop_timeout_ms = 120000;
+    // The app registry: empty apps_dir means none (helperd trusts its clients); an empty
+    // app_socket_dir means the manager's %t/ondemand/apps (default_app_socket_dir).
+    std::string apps_dir;
+    std::string app_socket_dir;
     std::string config_path;
     bool check_config = false;
 
@@ -50,6 +55,9 @@ struct options {
         bool line_timeout_ms = false;
         bool max_waits_per_client = false;
         bool key_file = false;
+        bool stop_timeout_ms = false;
+        bool apps_dir = false;
+        bool app_socket_dir = false;
     } given;
 };
 

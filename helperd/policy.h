@@ -74,6 +74,7 @@ struct resource_limits {
     static constexpr std::size_t default_max_apps = 4096;
     static constexpr std::chrono::milliseconds default_line_timeout{10000};
     static constexpr std::size_t default_max_waits_per_client = 4096;
+    static constexpr std::chrono::milliseconds default_stop_timeout{120000};
 
     std::size_t max_connections = default_max_connections;
     std::size_t max_connections_per_uid = default_max_connections_per_uid;
@@ -87,6 +88,9 @@ struct resource_limits {
     // FREEZE); beyond it a request is answered `FAILED app gen other wait limit: ...`. nginx
     // has at most one or two per app per worker.
     std::size_t max_waits_per_client = default_max_waits_per_client;
+    // A stop whose job has not ended this long after StopUnit ends as failed (stop-failed),
+    // and the app is ready or stopped as its unit's state says: never stopping for ever.
+    std::chrono::milliseconds stop_timeout = default_stop_timeout;
 };
 
 } // namespace ondemand::helperd

@@ -55,7 +55,9 @@ std::int64_t unix_ms(std::chrono::system_clock::time_point t) {
 
 server::server(asio::io_context& io, access_rules rules, unit_manager& units)
     : io_(io), rules_(std::move(rules)), accept_pause_(io), driver_(io, units, replies_),
-      shutdown_timer_(io) {}
+      shutdown_timer_(io) {
+    driver_.set_stop_timeout(rules_.limits.stop_timeout);
+}
 
 server::~server() {
     guard_.revoke();
@@ -73,6 +75,7 @@ void server::serve(int listen_fd) {
 
 void server::set_rules(access_rules rules) {
     rules_ = std::move(rules);
+    driver_.set_stop_timeout(rules_.limits.stop_timeout);
 }
 
 // ---- clients ----------------------------------------------------------------------------------
@@ -273,7 +276,8 @@ void server::on_line(client_connection& client, std::string_view line) {
         return;
     }
     waiter w{client.id(), m.gen};
-    if (refuse_too_many_waits(client, m) || refuse_new_app(client, m)) {
+    if (refuse_too_many_waits(client, m) || refuse_unregistered(client, m) ||
+        refuse_new_app(client, m)) {
         return;
     }
     switch (m.kind) {
@@ -412,6 +416,46 @@ bool server::refuse_unit(client_connection& client, const proto::message& m) {
     return true;
 }
 
+// One unit, one app: a unit that an app holds (starting, ready, stopping, freezing, frozen) is
+// not started, stopped or frozen under another app's name. Two names on one unit would share
+// its jobs (systemd merges them) and its state, and a STOP under another name would bypass
+// the app's use leases. No D-Bus call is made for it.
+bool server::refuse_held_unit(client_connection& client, const proto::message& m) {
+    std::optional<std::string> holder = driver_.unit_holder(m.unit, m.app);
+    if (!holder) {
+        return false;
+    }
+    log({m.app, m.unit}, log_level::warning,
+        "client {} (pid {} uid {}): {} {} refused: not-allowed: unit {} belongs to app {}",
+        client.id(), client.peer().pid, client.peer().uid, proto::verb_name(m.kind), m.app, m.unit,
+        *holder);
+    send(client, failed(m.app, m.gen,
+                        {proto::failure::not_allowed,
+                         fmt::format("unit {} belongs to app {}", m.unit, *holder)}));
+    return true;
+}
+
+// With a registry, helperd serves the apps of its app files only, each with its own unit,
+// socket and ready mode; it keeps no record of any other name.
+bool server::refuse_unregistered(client_connection& client, const proto::message& m) {
+    if (!rules_.apps) {
+        return false;
+    }
+    std::optional<std::string> why = rules_.apps->refusal(m);
+    if (!why) {
+        return false;
+    }
+    if (m.kind == proto::verb::use) {
+        refuse_line(client, *why);
+        return true;
+    }
+    log({m.app, m.unit}, log_level::warning,
+        "client {} (pid {} uid {}): {} {} refused: not-allowed: {}", client.id(), client.peer().pid,
+        client.peer().uid, proto::verb_name(m.kind), m.app, *why);
+    send(client, failed(m.app, m.gen, {proto::failure::not_allowed, *why}));
+    return true;
+}
+
 // Another nginx that shares this helperd still uses the app (it sent USE within its idle
 // timeout): its requests must not lose the app under their feet.
 bool server::refuse_in_use(client_connection& client, const proto::message& m) {
@@ -432,17 +476,25 @@ bool server::refuse_in_use(client_connection& client, const proto::message& m) {
 }
 
 void server::handle_start(client_connection& client, const proto::message& m) {
-    if (refuse_unit(client, m)) {
+    if (refuse_unit(client, m) || refuse_held_unit(client, m)) {
         return;
+    }
+    // Under a registry the app file's START_TIMEOUT, never the client's (whose own deadline,
+    // nginx's start_timeout, is its own business).
+    std::chrono::milliseconds timeout = saturated_ms(m.timeout_ms, proto::max_timeout_ms);
+    if (rules_.apps) {
+        if (const registered_app* a = rules_.apps->find(m.app)) {
+            timeout = a->start_timeout;
+        }
     }
     client.wait_added();
     driver_.start({client.id(), m.gen}, m.app,
-                  {std::string(m.unit), std::string(m.ready),
-                   saturated_ms(m.timeout_ms, proto::max_timeout_ms), std::string(m.socket)});
+                  {std::string(m.unit), std::string(m.ready), timeout, std::string(m.socket)});
 }
 
 void server::handle_stop(client_connection& client, const proto::message& m) {
-    if (refuse_unit(client, m) || (!m.force && refuse_in_use(client, m))) {
+    if (refuse_unit(client, m) || refuse_held_unit(client, m) ||
+        (!m.force && refuse_in_use(client, m))) {
         return;
     }
     client.wait_added();
@@ -450,7 +502,7 @@ void server::handle_stop(client_connection& client, const proto::message& m) {
 }
 
 void server::handle_freeze(client_connection& client, const proto::message& m) {
-    if (refuse_unit(client, m) || refuse_in_use(client, m)) {
+    if (refuse_unit(client, m) || refuse_held_unit(client, m) || refuse_in_use(client, m)) {
         return;
     }
     client.wait_added();

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "ondemand_protocol.h"
 #include "policy.h"
+#include "registry.h"
 #include "systemd.h"
 
 #include <boost/asio/io_context.hpp>
@@ -35,6 +36,9 @@ struct access_rules {
     resource_limits limits;
     // The key HELLO must carry as a connection's first line; none: HELLO is optional.
     shared_key key;
+    // The apps helperd serves (apps_dir); null: it trusts its clients' app, unit, socket,
+    // ready mode and timeout (docs/helperd.md, "App registry").
+    std::shared_ptr<const app_registry> apps;
 };
 
 class server {
@@ -100,6 +104,11 @@ class server {
     void send_status_page(client_connection& client, const std::string& after);
     // The unit is outside the allowlist: answers FAILED not-allowed and returns true.
     bool refuse_unit(client_connection& client, const proto::message& m);
+    // Another app holds the unit (one unit, one app): answers FAILED not-allowed, returns true.
+    bool refuse_held_unit(client_connection& client, const proto::message& m);
+    // Under a registry: an unknown app, or a START/STOP/FREEZE that disagrees with its app
+    // file. Answers FAILED not-allowed (ERROR for USE) and returns true; no record is made.
+    bool refuse_unregistered(client_connection& client, const proto::message& m);
     // Another nginx holds a use lease: answers FAILED in-use and returns true.
     bool refuse_in_use(client_connection& client, const proto::message& m);
     // More requests awaiting an answer than max_waits_per_client: answers FAILED and returns

@@ -81,7 +81,8 @@ rewrite() {
       -e "s|/usr/local/share/doc/ondemand|$DOCDIR|g" \
       -e "s|/usr/local/bin/ondemandctl|$BINDIR/ondemandctl|g" \
       -e "s|/etc/ondemand/helperd.toml|$SYSCONF_DIR/helperd.toml|g" \
-      -e "s|/etc/ondemand/helperd.key|$SYSCONF_DIR/helperd.key|g" "$1"
+      -e "s|/etc/ondemand/helperd.key|$SYSCONF_DIR/helperd.key|g" \
+      -e "s|/etc/ondemand/apps|$SYSCONF_DIR/apps|g" "$1"
 }
 
 put() { # put MODE SRC DEST [rewrite]
@@ -186,7 +187,7 @@ do_install() {
   if [ -e "$DESTDIR$SYSCONF_DIR/helperd.toml" ]; then
     log "$SYSCONF_DIR/helperd.toml exists: kept (the shipped default is $DOCDIR/examples/helperd.toml)"
   else
-    put 0644 "$TOP/units/helperd.toml" "$SYSCONF_DIR/helperd.toml"
+    put 0644 "$TOP/units/helperd.toml" "$SYSCONF_DIR/helperd.toml" rewrite
   fi
   put 0644 "$TOP/units/helperd.toml" "$DOCDIR/examples/helperd.toml"
   create_key
@@ -199,7 +200,8 @@ do_install() {
       log "warning: polkitd is not installed: systemd will refuse $HELPERD_USER's start/stop calls;"
       log "         apt install polkitd, or run helperd as root ($DATADIR/ondemand-helperd.service.d/root.conf)"
     fi
-    log "      then describe apps in $SYSCONF_DIR/apps/ (see $DOCDIR/install.md)"
+    log "      then describe apps in $SYSCONF_DIR/apps/ (see $DOCDIR/install.md) and"
+    log "      systemctl try-reload-or-restart ondemand-helperd (helperd serves only those apps)"
   fi
 }
 

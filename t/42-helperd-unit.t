@@ -27,6 +27,8 @@ use Ondemand::Test;
 use Ondemand::Stack;
 use Ondemand::Containers;
 use File::Path qw(make_path);
+use IO::Socket::UNIX;
+use Socket qw(SOCK_STREAM);
 
 sandbox_up();
 
@@ -86,6 +88,10 @@ like($toml, qr/^allow_gids = \["www-data"\]$/m, 'shipped config: nginx\'s group 
 like($toml, qr/^allow_uids = \[0\]$/m, 'shipped config: and root (ondemandctl)');
 $toml =~ s{^allow_gids = \["www-data"\]$}{allow_gids = [0]}m;
 $toml =~ s{^log_level = "info"$}{log_level = "debug"}m;
+# The registry: the shipped /etc/ondemand/apps is the user manager's %E/ondemand/apps here; the
+# sockets' directory is the manager's %t/ondemand/apps, helperd's default under --user.
+like($toml, qr{^apps_dir = "/etc/ondemand/apps"$}m, 'shipped config: the app registry');
+$toml =~ s{^apps_dir = "/etc/ondemand/apps"$}{apps_dir = "${\ conf_dir()}/apps"}m;
 make_path(testdir() . '/hd');
 write_file($conf, $toml);
 my $socket_unit = template('ondemand-helperd.socket');
@@ -154,6 +160,18 @@ like($props, qr/^NoNewPrivileges=yes$/m, 'helperd runs with NoNewPrivileges');
 like($props, qr/^ProtectSystem=strict$/m, 'helperd runs with ProtectSystem=strict');
 like($props, qr/^CapabilityBoundingSet=$/m, 'helperd runs with no capabilities');
 like($props, qr/^RestrictAddressFamilies=AF_UNIX$/m, 'helperd may only use unix sockets');
+
+ok(wait_log_line($ENV{ONDEMAND_SANDBOX_LOG}, qr{app registry: 1 app\(s\) from \Q${\ conf_dir()}\E/apps/\*\.conf},
+    timeout => 1), 'helperd serves the apps of the app files');
+{
+    # An app without an app file, on a unit that is allowed: refused, nothing started.
+    my $c = IO::Socket::UNIX->new(Type => SOCK_STREAM, Peer => $sock) or die "$sock: $!";
+    print $c "START ghost 1 ondemand-exec\@ghost.service connect 1000 /run/x.sock\n";
+    $c->flush;
+    my $reply = <$c>;
+    like($reply // '', qr/^FAILED ghost 1 not-allowed unknown app ghost$/,
+        'an app without an app file is refused');
+}
 
 # The app's exec unit: the socket dir was created for it and the app listens there.
 ok(-S container_socket('web'), 'the app listens on %t/ondemand/apps/web/app.sock');

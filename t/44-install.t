@@ -94,6 +94,8 @@ for my $prefix ('/usr', '/opt/ondemand') {
     ok(!-e "$dest/etc/ondemand/helperd.key", 'and none is there');
     like($unit, qr/^User=ondemand$/m, 'it runs as the system user ondemand');
     ok(-f "$dest/etc/ondemand/helperd.toml", 'the default helperd.toml is installed');
+    like(slurp("$dest/etc/ondemand/helperd.toml") // '', qr{^apps_dir = "/etc/ondemand/apps"$}m,
+        'it serves the apps of /etc/ondemand/apps (the app registry)');
     ($out, $st) = run_cmd("$dest$prefix/sbin/ondemand-helperd", '--config',
         "$dest/etc/ondemand/helperd.toml", '--check-config');
     is($st, 0, 'the installed helperd accepts the installed helperd.toml') or diag($out);

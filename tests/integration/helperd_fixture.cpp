@@ -216,6 +216,55 @@ void HelperdTest::TearDown() {
     }
 }
 
+namespace {
+
+void write_unit_file(const std::string& path, const std::string& name,
+                     const std::vector<std::string>& service) {
+    std::ofstream out(path);
+    out << "[Unit]\nDescription=helperd integration test " << name << "\n[Service]\n";
+    for (const std::string& line : service) {
+        out << line << "\n";
+    }
+}
+
+} // namespace
+
+std::vector<std::string> HelperdTest::registry_flags() const {
+    return {"--apps-dir",     apps_dir(),     "--app-socket-dir",
+            app_socket_dir(), "--allow-unit", "ondemand-exec@*.service"};
+}
+
+void HelperdTest::write_app_file(const std::string& app, const std::string& text) {
+    fs::create_directories(apps_dir());
+    std::ofstream(apps_dir() + "/" + app + ".conf") << text;
+}
+
+std::string HelperdTest::registry_app(const std::string& name, const std::string& flags,
+                                      const std::string& extra, bool file) {
+    std::string app =
+        "r" + std::to_string(::getpid()) + "-" + std::to_string(++unit_counter) + "-" + name;
+    std::string sock_dir = app_socket_dir() + "/" + app;
+    std::string unit = "ondemand-exec@" + app + ".service";
+    write_unit_file(units_dir_ + "/" + unit, app,
+                    {"ExecStartPre=/bin/mkdir -p " + sock_dir,
+                     "ExecStart=" + bin_dir_ + "/ondemand-testapp --socket " + sock_dir +
+                         "/app.sock --name " + app + (flags.empty() ? "" : " " + flags)});
+    units_.push_back(unit);
+    EXPECT_EQ(run_program({"systemctl", "--user", "daemon-reload"}), 0);
+    fs::create_directories(apps_dir());
+    if (file) {
+        write_app_file(app, "KIND=exec\nEXEC=/bin/true\n" + extra);
+    }
+    return app;
+}
+
+std::string HelperdTest::registry_start(const std::string& app, std::uint64_t gen,
+                                        unsigned timeout_ms) const {
+    return "START " + app + " " + std::to_string(gen) + " ondemand-exec@" + app +
+           ".service connect " + std::to_string(timeout_ms) + " " + app_socket_dir() + "/" + app +
+           "/app.sock";
+}
+
 std::string HelperdTest::write_unit(const std::string& name,
                                     const std::vector<std::string>& service) {
     std::string unit = "ondemand-it-" + std::to_string(::getpid()) + "-" +

@@ -65,6 +65,22 @@ class HelperdTest : public ::testing::Test {
     std::string start_line(const std::string& app, std::uint64_t gen, const std::string& unit,
                            const std::string& ready = "connect", unsigned timeout_ms = 20000);
 
+    // helperd's app registry (--apps-dir): app files in apps_dir(), the apps' sockets in
+    // app_socket_dir()/NAME/app.sock, units ondemand-exec@NAME.service.
+    std::string apps_dir() const { return dir_ + "/apps"; }
+    std::string app_socket_dir() const { return dir_ + "/run"; }
+    // --apps-dir, --app-socket-dir, and --allow-unit ondemand-exec@*.service.
+    std::vector<std::string> registry_flags() const;
+    // A registered app: a name unique to this run ("r<pid>-<n>-<name>"), its unit
+    // ondemand-exec@NAME.service (an instance unit file) running the test app with `flags` on
+    // its registry socket, and (unless `file` is false) its app file, KIND=exec plus `extra`.
+    std::string registry_app(const std::string& name, const std::string& flags,
+                             const std::string& extra = "", bool file = true);
+    void write_app_file(const std::string& app, const std::string& text);
+    // START for a registered app, as the registry has it (connect, its socket).
+    std::string registry_start(const std::string& app, std::uint64_t gen,
+                               unsigned timeout_ms = 20000) const;
+
     // Starts helperd with these extra flags; waits for its READY=1 (sd_notify). Unless
     // `test_allowlist` is false, it may start the tests' units (--allow-unit ondemand-it-*).
     void start_helperd(const std::vector<std::string>& flags = {}, bool test_allowlist = true,

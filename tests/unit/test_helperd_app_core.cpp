@@ -401,4 +401,63 @@ TEST(AppCoreLeases, AGoneOwnerHoldsNoLease) {
     EXPECT_FALSE(a.used_elsewhere("nginx-c", t0).has_value());
 }
 
+TEST(AppCoreUnit, AnAppHoldsItsUnitFromItsStartUntilItIsStopped) {
+    app_core app("blog");
+    EXPECT_FALSE(app.holds_unit("ondemand-blog.service")) << "unknown";
+    app.on_start({1, 1}, params());
+    EXPECT_TRUE(app.holds_unit("ondemand-blog.service")) << "starting";
+    EXPECT_FALSE(app.holds_unit("ondemand-www.service"));
+    app.start_succeeded(app.attempt());
+    EXPECT_TRUE(app.holds_unit("ondemand-blog.service")) << "ready";
+    std::vector<waiter> canceled;
+    app.on_stop({1, 2}, "ondemand-blog.service", canceled);
+    EXPECT_TRUE(app.holds_unit("ondemand-blog.service")) << "stopping";
+    app.on_start({1, 3}, params("ondemand-next.service"));
+    EXPECT_TRUE(app.holds_unit("ondemand-next.service")) << "the unit of a START queued behind";
+    app.on_stop({1, 4}, "ondemand-blog.service", canceled);
+    EXPECT_FALSE(app.holds_unit("ondemand-next.service")) << "that START is canceled";
+    app.stop_finished(app.attempt());
+    EXPECT_FALSE(app.holds_unit("ondemand-blog.service")) << "stopped";
+    app.on_start({1, 5}, params());
+    app.start_failed(app.attempt(), {proto::failure::timeout, ""});
+    EXPECT_FALSE(app.holds_unit("ondemand-blog.service")) << "failed";
+}
+
+TEST(AppCoreStopDeadline, AStopThatNeverEndsLeavesTheAppReadyWhenItsUnitStillRuns) {
+    app_core app("blog");
+    app.on_start({1, 1}, params());
+    app.start_succeeded(app.attempt());
+    std::vector<waiter> canceled;
+    app.on_stop({2, 2}, "ondemand-blog.service", canceled);
+    std::uint64_t attempt = app.attempt();
+    auto out = app.stop_abandoned(attempt, true);
+    EXPECT_THAT(out.waiters, ElementsAre(waiter{2, 2}));
+    EXPECT_FALSE(out.start_next);
+    EXPECT_EQ(app.phase(), app_phase::ready);
+    EXPECT_THAT(app.stop_finished(attempt).waiters, IsEmpty()) << "its late end changes nothing";
+    EXPECT_EQ(app.phase(), app_phase::ready);
+}
+
+TEST(AppCoreStopDeadline, AStopThatNeverEndsLeavesTheAppStoppedWhenItsUnitIsDown) {
+    app_core app("blog");
+    std::vector<waiter> canceled;
+    app.on_stop({2, 2}, "ondemand-blog.service", canceled);
+    EXPECT_EQ(app.on_start({3, 3}, params()), decision::after_stop);
+    auto out = app.stop_abandoned(app.attempt(), false);
+    EXPECT_THAT(out.waiters, ElementsAre(waiter{2, 2}));
+    EXPECT_TRUE(out.start_next) << "the START queued behind the stop goes ahead";
+    EXPECT_EQ(app.phase(), app_phase::starting);
+    EXPECT_THAT(app.start_waiters(), ElementsAre(waiter{3, 3}));
+}
+
+TEST(AppCoreStopDeadline, AStaleDeadlineChangesNothing) {
+    app_core app("blog");
+    std::vector<waiter> canceled;
+    app.on_stop({2, 2}, "ondemand-blog.service", canceled);
+    std::uint64_t attempt = app.attempt();
+    app.stop_finished(attempt);
+    EXPECT_THAT(app.stop_abandoned(attempt, true).waiters, IsEmpty());
+    EXPECT_EQ(app.phase(), app_phase::stopped);
+}
+
 } // namespace

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -275,6 +276,79 @@ TEST_F(AppDriver, RepliesThatArriveAfterTheDriverIsGoneDoNothing) {
     late("/job/1", "");
     EXPECT_TRUE(replies.lines.empty());
     EXPECT_FALSE(units.on_job_removed) << "the driver unhooks itself from the signals";
+}
+
+TEST_F(AppDriver, AUnitIsHeldByTheAppThatStartedItUntilItIsStopped) {
+    EXPECT_EQ(driver->unit_holder(unit, "www"), std::nullopt);
+    make_ready();
+    EXPECT_EQ(driver->unit_holder(unit, "www"), "blog");
+    EXPECT_EQ(driver->unit_holder(unit, "blog"), std::nullopt) << "its own unit";
+    EXPECT_EQ(driver->unit_holder("ondemand-exec@www.service", "www"), std::nullopt);
+    driver->stop({1, 8}, "blog", unit);
+    EXPECT_EQ(driver->unit_holder(unit, "www"), "blog") << "while it stops";
+    units.stops[0]("/job/2", "", false);
+    units.on_job_removed("/job/2", unit, "done");
+    EXPECT_EQ(driver->unit_holder(unit, "www"), std::nullopt);
+}
+
+TEST_F(AppDriver, AStopWhoseJobNeverEndsFailsAtTheStopDeadlineAndTheAppIsStopped) {
+    driver->set_stop_timeout(1ms);
+    make_ready();
+    replies.lines.clear();
+    driver->stop({2, 8}, "blog", unit);
+    units.stops[0]("/job/2", "", false); // its JobRemoved never comes (a merged job)
+    io.run_for(100ms);
+    ASSERT_EQ(units.reads.size(), 1u) << "the unit's state is read at the deadline";
+    EXPECT_TRUE(replies.lines.empty()) << "not answered before the state is known";
+    unit_state st;
+    st.active_state = "inactive";
+    units.reads[0](st, "");
+    EXPECT_EQ(replies.lines,
+              (std::vector<std::string>{"1: DOWN blog", "3: DOWN blog",
+                                        "2: FAILED blog 8 stop-failed timeout: the stop job did "
+                                        "not finish within 1 ms; unit "
+                                        "ondemand-exec@blog.service is inactive"}));
+    EXPECT_EQ(driver->count(app_phase::stopped), 1u);
+    EXPECT_EQ(driver->count(app_phase::stopping), 0u);
+    units.on_job_removed("/job/2", unit, "done");
+    EXPECT_EQ(replies.lines.size(), 3u) << "the late JobRemoved belongs to no attempt";
+    driver->start({1, 9}, "blog", notify_start());
+    EXPECT_EQ(units.calls.back(), "StartUnit ondemand-exec@blog.service") << "not wedged";
+}
+
+TEST_F(AppDriver, AStopWhoseJobNeverEndsLeavesTheAppReadyWhenItsUnitStillRuns) {
+    driver->set_stop_timeout(1ms);
+    make_ready();
+    replies.lines.clear();
+    driver->stop({2, 8}, "blog", unit);
+    units.stops[0]("/job/2", "", false);
+    io.run_for(100ms);
+    ASSERT_EQ(units.reads.size(), 1u);
+    unit_state st;
+    st.active_state = "active";
+    units.reads[0](st, "");
+    EXPECT_EQ(replies.lines,
+              (std::vector<std::string>{"2: FAILED blog 8 stop-failed timeout: the stop job did "
+                                        "not finish within 1 ms; unit "
+                                        "ondemand-exec@blog.service is active"}));
+    EXPECT_EQ(driver->count(app_phase::ready), 1u);
+}
+
+TEST_F(AppDriver, AStopJobThatEndsWhileTheDeadlineReadsTheStateEndsTheStopAsUsual) {
+    driver->set_stop_timeout(1ms);
+    make_ready();
+    replies.lines.clear();
+    driver->stop({2, 8}, "blog", unit);
+    units.stops[0]("/job/2", "", false);
+    io.run_for(100ms);
+    ASSERT_EQ(units.reads.size(), 1u);
+    units.on_job_removed("/job/2", unit, "done");
+    EXPECT_EQ(replies.lines.back(), "2: STOPPED blog 8");
+    std::size_t answered = replies.lines.size();
+    unit_state st;
+    st.active_state = "inactive";
+    units.reads[0](st, "");
+    EXPECT_EQ(replies.lines.size(), answered) << "the late read changes nothing";
 }
 
 } // namespace

@@ -156,3 +156,35 @@ max_waits_per_client = 64
     EXPECT_EQ(o.max_connections, 100u);
     EXPECT_EQ(o.line_timeout_ms, 2000u);
 }
+
+TEST(HelperdConfig, TheAppRegistryAndTheStopDeadline) {
+    config_result r = parse_config(R"(
+apps_dir = "/etc/ondemand/apps"
+app_socket_dir = "/run/ondemand/apps"
+stop_timeout_ms = 5000
+)",
+                                   "test.toml");
+    ASSERT_TRUE(r.ok()) << r.errors[0];
+    EXPECT_EQ(r.values.apps_dir, "/etc/ondemand/apps");
+    EXPECT_EQ(r.values.app_socket_dir, "/run/ondemand/apps");
+    EXPECT_EQ(r.values.stop_timeout_ms, 5000u);
+
+    config_result bad =
+        parse_config("apps_dir = \"apps\"\napp_socket_dir = 3\nstop_timeout_ms = 0\n", "bad.toml");
+    EXPECT_THAT(bad.errors,
+                UnorderedElementsAre(HasSubstr("apps_dir (line 1): must be an absolute path"),
+                                     HasSubstr("app_socket_dir (line 2): must be a string"),
+                                     HasSubstr("stop_timeout_ms (line 3)")));
+
+    options defaults;
+    EXPECT_TRUE(defaults.apps_dir.empty()) << "no registry unless asked: helperd trusts clients";
+    EXPECT_EQ(std::chrono::milliseconds(defaults.stop_timeout_ms),
+              resource_limits::default_stop_timeout);
+    options cli;
+    cli.apps_dir = "/srv/apps";
+    cli.given.apps_dir = true;
+    options o = merge_config(cli, r.values);
+    EXPECT_EQ(o.apps_dir, "/srv/apps") << "the flag wins";
+    EXPECT_EQ(o.app_socket_dir, "/run/ondemand/apps");
+    EXPECT_EQ(o.stop_timeout_ms, 5000u);
+}
