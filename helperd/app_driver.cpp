@@ -4,6 +4,7 @@
 #include "app_driver.h"
 
 #include "log.h"
+#include "message_ids.h"
 
 #include <fmt/format.h>
 
@@ -293,8 +294,8 @@ void app_driver::begin_start(app_runtime& a, app_core::start_decision how) {
             start_failed(a, attempt, {proto::failure::timeout, seen});
         }));
     if (how == app_core::start_decision::thaw_unit) {
-        log({a.core.name(), a.core.unit()}, log_level::info, "ThawUnit {} for app {}",
-            a.core.unit(), a.core.name());
+        log({a.core.name(), a.core.unit(), message_id::start}, log_level::info,
+            "ThawUnit {} for app {}", a.core.unit(), a.core.name());
         units_.thaw_unit(a.core.unit(),
                          while_current(a, attempt, app_phase::starting,
                                        [this, &a, attempt](const std::string& error) {
@@ -330,8 +331,9 @@ void app_driver::begin_start(app_runtime& a, app_core::start_decision how) {
 }
 
 void app_driver::call_start_unit(app_runtime& a, std::uint64_t attempt) {
-    log({a.core.name(), a.core.unit()}, log_level::info, "StartUnit {} for app {} (gen {})",
-        a.core.unit(), a.core.name(), first_gen(a.core.start_waiters()));
+    log({a.core.name(), a.core.unit(), message_id::start}, log_level::info,
+        "StartUnit {} for app {} (gen {})", a.core.unit(), a.core.name(),
+        first_gen(a.core.start_waiters()));
     ++a.starts;
     units_.start_unit(
         a.core.unit(),
@@ -454,7 +456,7 @@ void app_driver::start_succeeded(app_runtime& a, std::uint64_t attempt) {
                   .count();
     std::vector<waiter> waiters = a.core.start_succeeded(attempt);
     a.events.record(app_event_kind::ready, std::chrono::system_clock::now());
-    log({a.core.name(), a.core.unit()}, log_level::info,
+    log({a.core.name(), a.core.unit(), message_id::ready}, log_level::info,
         "app {} ready after {} ms (unit {}, {} waiters)", a.core.name(), ms, a.core.unit(),
         waiters.size());
     replies_.answer(waiters, proto::verb::ready, a.core.name());
@@ -469,8 +471,9 @@ void app_driver::start_failed(app_runtime& a, std::uint64_t attempt, failure_rea
     reason.detail = sanitize(reason.detail);
     a.last_failure = reason;
     a.events.record(app_event_kind::failed, std::chrono::system_clock::now(), reason.code);
-    log({a.core.name(), a.core.unit()}, log_level::warning, "app {} start failed (unit {}): {} {}",
-        a.core.name(), a.core.unit(), proto::failure_name(reason.code), reason.detail);
+    log({a.core.name(), a.core.unit(), message_id::start_failed}, log_level::warning,
+        "app {} start failed (unit {}): {} {}", a.core.name(), a.core.unit(),
+        proto::failure_name(reason.code), reason.detail);
     std::vector<waiter> waiters = a.core.start_failed(attempt, reason);
     replies_.answer_failed(waiters, a.core.name(), reason);
 }
@@ -482,8 +485,9 @@ void app_driver::begin_stop(app_runtime& a) {
     track_unit(a);
     std::uint64_t attempt = a.core.attempt();
     a.events.record(app_event_kind::stop, std::chrono::system_clock::now());
-    log({a.core.name(), a.core.unit()}, log_level::info, "StopUnit {} for app {} (gen {})",
-        a.core.unit(), a.core.name(), first_gen(a.core.stop_waiters()));
+    log({a.core.name(), a.core.unit(), message_id::stop}, log_level::info,
+        "StopUnit {} for app {} (gen {})", a.core.unit(), a.core.name(),
+        first_gen(a.core.stop_waiters()));
     units_.stop_unit(
         a.core.unit(),
         while_current(a, attempt, app_phase::stopping,
@@ -510,8 +514,8 @@ void app_driver::stop_finished(app_runtime& a, std::uint64_t attempt, const std:
     a.events.record(error.empty() ? app_event_kind::stopped : app_event_kind::failed,
                     std::chrono::system_clock::now(), proto::failure::stop_failed);
     if (error.empty()) {
-        log({a.core.name(), a.core.unit()}, log_level::info, "app {} stopped (unit {})",
-            a.core.name(), a.core.unit());
+        log({a.core.name(), a.core.unit(), message_id::stopped}, log_level::info,
+            "app {} stopped (unit {})", a.core.name(), a.core.unit());
         // The other clients (every other nginx worker, when ondemandctl stopped the app) still
         // believe it ready: tell them, before the stopper hears STOPPED. Not when a START came
         // meanwhile: the app is starting again, and its clients wait for that.
@@ -535,8 +539,8 @@ void app_driver::begin_freeze(app_runtime& a) {
     end_attempt(a);
     track_unit(a);
     std::uint64_t attempt = a.core.attempt();
-    log({a.core.name(), a.core.unit()}, log_level::info, "FreezeUnit {} for app {}", a.core.unit(),
-        a.core.name());
+    log({a.core.name(), a.core.unit(), message_id::freeze}, log_level::info,
+        "FreezeUnit {} for app {}", a.core.unit(), a.core.name());
     units_.freeze_unit(a.core.unit(), while_current(a, attempt, app_phase::freezing,
                                                     [this, &a, attempt](const std::string& error) {
                                                         freeze_finished(a, attempt, error);
@@ -598,8 +602,8 @@ void app_driver::active_state_changed(app_runtime& a, std::string_view state) {
     case app_phase::frozen:
         if (!running && a.core.went_down()) {
             a.events.record(app_event_kind::down, std::chrono::system_clock::now());
-            log({a.core.name(), a.core.unit()}, log_level::warning, "app {} down: unit {} is {}",
-                a.core.name(), a.core.unit(), state);
+            log({a.core.name(), a.core.unit(), message_id::down}, log_level::warning,
+                "app {} down: unit {} is {}", a.core.name(), a.core.unit(), state);
             replies_.broadcast(proto::verb::down, a.core.name(), {});
         }
         break;
