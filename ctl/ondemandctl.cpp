@@ -244,6 +244,7 @@ int cmd_status(const globals& g, bool json, const std::string& only) {
         std::cout << ctl::render_detail(by_app.begin()->second, now);
     } else {
         std::vector<ctl::app_view> rows;
+        rows.reserve(by_app.size());
         for (auto& [name, v] : by_app) {
             rows.push_back(v);
         }
@@ -423,7 +424,7 @@ namespace {
 std::optional<std::string> unknown_command(const CLI::App& app, int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
         std::string_view arg = argv[i];
-        if (arg.rfind("-", 0) == 0) {
+        if (arg.rfind('-', 0) == 0) {
             bool takes_value =
                 arg == "--socket" || arg == "--apps-dir" || arg == "--socket-dir" || arg == "--bus";
             i += takes_value ? 1 : 0;

@@ -243,10 +243,10 @@ std::string format_age(std::uint64_t then_ms, std::uint64_t now_ms) {
     if (s < 120) {
         return std::to_string(s) + "s";
     }
-    if (s < 120 * 60) {
+    if (s < 120ULL * 60) {
         return std::to_string(s / 60) + "m";
     }
-    if (s < 48 * 3600) {
+    if (s < 48ULL * 3600) {
         return std::to_string(s / 3600) + "h";
     }
     return std::to_string(s / 86400) + "d";

@@ -6,6 +6,7 @@
 
 #include <cstdlib>
 #include <limits>
+#include <memory>
 #include <string_view>
 
 namespace ondemand::ctl {
@@ -78,14 +79,14 @@ unit_usage unit_reader::read(const std::string& unit) {
         return u;
     }
     helperd::bus_error error;
-    char* state = nullptr;
-    if (sd_bus_get_property_string(bus_.get(), destination, path.c_str(),
-                                   "org.freedesktop.systemd1.Unit", "ActiveState", error.get(),
-                                   &state) >= 0 &&
-        state != nullptr) {
-        u.active_state = state;
+    char* raw = nullptr;
+    int r = sd_bus_get_property_string(bus_.get(), destination, path.c_str(),
+                                       "org.freedesktop.systemd1.Unit", "ActiveState", error.get(),
+                                       &raw);
+    std::unique_ptr<char, decltype(&std::free)> state(raw, &std::free);
+    if (r >= 0 && state) {
+        u.active_state = state.get();
     }
-    std::free(state);
     if (const char* iface = cgroup_interface(unit)) {
         u.memory = read_u64(bus_.get(), path, iface, "MemoryCurrent");
         u.cpu_ns = read_u64(bus_.get(), path, iface, "CPUUsageNSec");

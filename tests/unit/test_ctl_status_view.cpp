@@ -5,7 +5,6 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
-#include <iostream>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -45,12 +44,6 @@ std::vector<app_view> sample() {
     return {running("blog", "ondemand-podman@blog.service"),
             running("wiki", "ondemand-podman-systemd@a-very-long-application-name-that-goes-on-"
                             "and-on.service")};
-}
-
-TEST(StatusView, ShowTheTables) { // for people reading the test output
-    for (std::size_t width : {0u, 110u, 60u}) {
-        std::cout << "width " << width << ":\n" << render_table(sample(), width, now);
-    }
 }
 
 TEST(StatusView, StatusFieldsAreReadBack) {
