@@ -142,7 +142,7 @@ std::string percent_decode(std::string_view text) {
         return -1;
     };
     for (std::size_t i = 0; i < text.size(); ++i) {
-        if (text[i] == '%' && i + 2 < text.size() + 0 && hex(text[i + 1]) >= 0 &&
+        if (text[i] == '%' && i + 2 < text.size() && hex(text[i + 1]) >= 0 &&
             hex(text[i + 2]) >= 0) {
             out.push_back(static_cast<char>(hex(text[i + 1]) * 16 + hex(text[i + 2])));
             i += 2;

@@ -60,6 +60,12 @@ TEST(StatusView, StatusFieldsAreReadBack) {
     EXPECT_EQ(v.events[1].unix_ms, 1795332830000u);
 }
 
+TEST(StatusView, PercentDecodingKeepsMalformedEscapes) {
+    EXPECT_EQ(percent_decode("a%20b%25c"), "a b%c");
+    EXPECT_EQ(percent_decode("100%"), "100%");
+    EXPECT_EQ(percent_decode("%zz%2"), "%zz%2");
+}
+
 TEST(StatusView, MalformedEventsAreSkippedAndUnknownKeysIgnored) {
     app_view v;
     apply_status_attrs(v, "future=x events=start@12,bad,@3,ready@x,down@7 starts=oops");
