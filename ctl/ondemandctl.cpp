@@ -1,5 +1,6 @@
 // ondemandctl: look at and drive ondemand's apps.
-//   status [--json]   what helperd knows of each app (and the app files it has not seen yet)
+//   status [APP] [--json]  each app: helperd's state and counters, memory and CPU from systemd;
+//                     with APP, one app in detail (its app file, its last events)
 //   list              the app files: name, kind, unit, hosts
 //   start APP         start an app now (as a cold request would) and wait until it is ready
 //   stop APP          stop an app now
@@ -10,6 +11,9 @@
 #include "gen_nginx.h"
 #include "helper_client.h"
 #include "ondemand_protocol.h"
+#include "ondemand_version.h"
+#include "status_view.h"
+#include "unit_usage.h"
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -25,6 +29,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -49,6 +54,8 @@ struct globals {
     // helperd's key (HELLO key=): used when readable; --key-file makes it required.
     std::string key_file = env_or("ONDEMAND_KEY_FILE", "/etc/ondemand/helperd.key");
     bool key_file_given = false;
+    // systemd's bus, for the units' memory and CPU: system, user, or a D-Bus address
+    std::string bus = env_or("ONDEMAND_BUS", "system");
 };
 
 // A connection to helperd, authenticated when the key file can be read.
@@ -134,36 +141,14 @@ ctl::app_config load_app(const globals& g, const std::string& name) {
     return *r.app;
 }
 
-struct status_row {
-    std::string app, state, unit;
-    // STATUS's key=value fields (since, last, starts, failures; a helperd before them sends none).
-    std::map<std::string, std::string, std::less<>> attrs;
-};
-
-// A numeric field of the row as JSON: the number, or null when helperd did not send it (or sent
-// 0 for a time it never saw).
-nlohmann::json number_attr(const status_row& r, std::string_view key) {
-    auto it = r.attrs.find(key);
-    if (it == r.attrs.end()) {
-        return nullptr;
-    }
-    std::uint64_t v = 0;
-    const std::string& s = it->second;
-    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-    if (ec != std::errc{} || p != s.data() + s.size()) {
-        return nullptr;
-    }
-    bool is_time = key == "since" || key == "last";
-    return is_time && v == 0 ? nlohmann::json(nullptr) : nlohmann::json(v);
-}
-
-std::vector<status_row> query_status(const globals& g) {
+// STATUS from helperd, one app_view per APP line; throws when helperd cannot be asked.
+std::vector<ctl::app_view> query_status(const globals& g) {
     auto conn = connect_helperd(g);
     ctl::helper_client& c = *conn;
     proto::message m;
     m.kind = proto::verb::status;
     c.send(m);
-    std::vector<status_row> rows;
+    std::vector<ctl::app_view> rows;
     for (;;) {
         auto line = c.read_line(5s);
         if (!line) {
@@ -180,58 +165,104 @@ std::vector<status_row> query_status(const globals& g) {
             throw std::runtime_error(c.explain_error(r.msg.text));
         }
         if (r.msg.kind == proto::verb::app) {
-            status_row row{
-                std::string(r.msg.app), std::string(r.msg.state), std::string(r.msg.unit), {}};
-            std::string_view rest = r.msg.attrs;
-            std::string_view key;
-            std::string_view value;
-            while (proto::next_attr(rest, key, value)) {
-                row.attrs.emplace(std::string(key), std::string(value));
-            }
+            ctl::app_view row;
+            row.app = std::string(r.msg.app);
+            row.state = std::string(r.msg.state);
+            row.unit = std::string(r.msg.unit);
+            row.from_helperd = true;
+            ctl::apply_status_attrs(row, r.msg.attrs);
             rows.push_back(std::move(row));
         }
     }
 }
 
-int cmd_status(const globals& g, bool json) {
-    std::vector<status_row> rows = query_status(g);
-    // Apps that have a file but that helperd has not handled yet (no request since it started).
-    std::map<std::string, status_row> by_app;
-    for (auto& r : rows) {
-        by_app[r.app] = r;
+std::uint64_t now_unix_ms() {
+    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                          std::chrono::system_clock::now().time_since_epoch())
+                                          .count());
+}
+
+// status [APP] [--json]: helperd's view, the app files, and systemd's memory and CPU figures
+// (read here, not by helperd: they are wanted just as much when helperd is down).
+int cmd_status(const globals& g, bool json, const std::string& only) {
+    std::map<std::string, ctl::app_view> by_app;
+    std::string helperd_error;
+    try {
+        for (auto& v : query_status(g)) {
+            by_app[v.app] = std::move(v);
+        }
+    } catch (const std::exception& e) {
+        helperd_error = e.what();
     }
+    bool helperd_up = helperd_error.empty();
     if (fs::is_directory(g.apps_dir)) {
-        for (const auto& a : ctl::load_apps_dir(g.apps_dir).apps) {
-            by_app.emplace(a.name, status_row{a.name, "cold", a.unit(), {}});
+        ctl::dir_result d = ctl::load_apps_dir(g.apps_dir);
+        for (const auto& a : d.apps) {
+            auto [it, fresh] = by_app.try_emplace(a.name);
+            ctl::app_view& v = it->second;
+            if (fresh) {
+                // An app with a file that helperd has no record of (no request since it started).
+                v.app = a.name;
+                v.state = helperd_up ? "cold" : "";
+                v.unit = a.unit();
+            }
+            v.file = a.file;
+            v.kind = std::string(ctl::kind_name(a.kind));
+            v.socket = g.socket_dir + "/" + a.name + "/app.sock";
+            v.ready = a.ready;
+            v.start_timeout = a.start_timeout;
+            v.idle_timeout = a.idle_timeout;
         }
     }
+    if (!only.empty()) {
+        auto it = by_app.find(only);
+        if (it == by_app.end()) {
+            std::cerr << "ondemandctl: no app " << only << ": no app file in " << g.apps_dir
+                      << (helperd_up ? " and helperd has no record of it\n" : "\n");
+            return 1;
+        }
+        ctl::app_view one = std::move(it->second);
+        by_app.clear();
+        by_app.emplace(only, std::move(one));
+    }
+    try {
+        ctl::unit_reader systemd(ctl::parse_bus_choice(g.bus));
+        for (auto& [name, v] : by_app) {
+            ctl::unit_usage u = systemd.read(v.unit);
+            v.unit_state = u.active_state;
+            v.memory = u.memory;
+            v.cpu_ns = u.cpu_ns;
+        }
+    } catch (const std::exception& e) {
+        std::cerr << "ondemandctl: no memory/CPU figures: " << e.what() << " (--bus)\n";
+    }
+    if (!helperd_up) {
+        std::cerr << "ondemandctl: helperd is not running (" << helperd_error << ")\n"
+                  << "ondemandctl: start it with: systemctl start ondemand-helperd.socket\n"
+                  << "ondemandctl: below, the app files with what systemd says of their units\n";
+    }
+    std::uint64_t now = now_unix_ms();
     if (json) {
-        nlohmann::json out = nlohmann::json::array();
-        for (const auto& [name, r] : by_app) {
-            // Times in unix milliseconds; null for an app helperd has not seen.
-            out.push_back({{"app", r.app},
-                           {"state", r.state},
-                           {"unit", r.unit},
-                           {"since", number_attr(r, "since")},
-                           {"last_activity", number_attr(r, "last")},
-                           {"starts", number_attr(r, "starts")},
-                           {"failures", number_attr(r, "failures")}});
+        if (!only.empty()) {
+            std::cout << ctl::to_json(by_app.begin()->second, true).dump(2) << "\n";
+        } else {
+            nlohmann::json out = nlohmann::json::array();
+            for (const auto& [name, v] : by_app) {
+                out.push_back(ctl::to_json(v, false));
+            }
+            std::cout << out.dump(2) << "\n";
         }
-        std::cout << out.dump(2) << "\n";
-        return 0;
+    } else if (!only.empty()) {
+        std::cout << ctl::render_detail(by_app.begin()->second, now);
+    } else {
+        std::vector<ctl::app_view> rows;
+        rows.reserve(by_app.size());
+        for (auto& [name, v] : by_app) {
+            rows.push_back(v);
+        }
+        std::cout << ctl::render_table(rows, ctl::terminal_width(), now);
     }
-    std::size_t w_app = 3, w_state = 5;
-    for (const auto& [name, r] : by_app) {
-        w_app = std::max(w_app, r.app.size());
-        w_state = std::max(w_state, r.state.size());
-    }
-    std::printf("%-*s  %-*s  %s\n", static_cast<int>(w_app), "APP", static_cast<int>(w_state),
-                "STATE", "UNIT");
-    for (const auto& [name, r] : by_app) {
-        std::printf("%-*s  %-*s  %s\n", static_cast<int>(w_app), r.app.c_str(),
-                    static_cast<int>(w_state), r.state.c_str(), r.unit.c_str());
-    }
-    return 0;
+    return helperd_up ? 0 : 3;
 }
 
 int cmd_list(const globals& g) {
@@ -402,10 +433,32 @@ int cmd_check(const globals& g, const std::vector<std::string>& files) {
 
 namespace {
 
+// The first word that is neither an option nor an option's value, when it names no subcommand:
+// `ondemandctl statsu` -> "statsu".
+std::optional<std::string> unknown_command(const CLI::App& app, int argc, char** argv) {
+    for (int i = 1; i < argc; ++i) {
+        std::string_view arg = argv[i];
+        if (arg.rfind('-', 0) == 0) {
+            bool takes_value =
+                arg == "--socket" || arg == "--apps-dir" || arg == "--socket-dir" || arg == "--bus";
+            i += takes_value ? 1 : 0;
+            continue;
+        }
+        for (const CLI::App* sub : app.get_subcommands({})) {
+            if (sub->check_name(std::string(arg))) {
+                return std::nullopt;
+            }
+        }
+        return std::string(arg);
+    }
+    return std::nullopt;
+}
+
 int run(int argc, char** argv) {
     CLI::App app{"ondemandctl: look at and drive ondemand's apps (docs/units.md)"};
     app.require_subcommand(1);
     app.fallthrough(); // global options may follow the subcommand
+    app.set_version_flag("--version", std::string("ondemandctl " ONDEMAND_VERSION));
     globals g;
     app.add_option("--socket", g.socket, "helperd's socket ($ONDEMAND_HELPERD_SOCKET)")
         ->capture_default_str();
@@ -419,9 +472,16 @@ int run(int argc, char** argv) {
     app.add_option("--socket-dir", g.socket_dir,
                    "where the apps' sockets are: DIR/APP/app.sock ($ONDEMAND_SOCKET_DIR)")
         ->capture_default_str();
+    app.add_option("--bus", g.bus,
+                   "systemd's bus for the units' memory and CPU: system, user or a D-Bus "
+                   "address ($ONDEMAND_BUS)")
+        ->capture_default_str();
 
     bool json = false;
-    auto* status = app.add_subcommand("status", "what helperd knows of each app");
+    std::string status_app;
+    auto* status = app.add_subcommand(
+        "status", "each app's state, requests, failures, memory and CPU; APP: one in detail");
+    status->add_option("APP", status_app, "show this app in detail (its last events)");
     status->add_flag("--json", json, "JSON instead of a table");
     auto* list = app.add_subcommand("list", "the app files: name, kind, unit, hosts");
     std::string start_app, stop_app;
@@ -438,10 +498,20 @@ int run(int argc, char** argv) {
     auto* check = app.add_subcommand("check", "validate app files (default: all in --apps-dir)");
     check->add_option("FILE", files, "app files to check");
 
-    CLI11_PARSE(app, argc, argv);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        if (auto unknown = unknown_command(app, argc, argv)) {
+            std::cerr << "ondemandctl: unknown command " << *unknown
+                      << " (commands: status, list, start, stop, gen-nginx, check; --help)\n";
+            return 2;
+        }
+        // --help and --version exit 0; any other usage error exits 2 (not CLI11's 100+ codes)
+        return app.exit(e) == 0 ? 0 : 2;
+    }
     try {
         if (*status) {
-            return cmd_status(g, json);
+            return cmd_status(g, json, status_app);
         }
         if (*list) {
             return cmd_list(g);

@@ -4,6 +4,7 @@
 #include "app_driver.h"
 
 #include "log.h"
+#include "message_ids.h"
 
 #include <fmt/format.h>
 
@@ -37,6 +38,20 @@ std::uint64_t first_gen(const std::vector<waiter>& waiters) {
 }
 
 } // namespace
+
+void append_status_details(std::string& attrs, const app_status& a) {
+    if (a.last_failure) {
+        attrs += fmt::format(" last_failure={}", proto::failure_name(a.last_failure->code));
+        if (!a.last_failure->detail.empty()) {
+            attrs += " last_failure_detail=";
+            attrs += percent_encode(a.last_failure->detail, 256);
+        }
+    }
+    if (std::string events = a.events.to_attr(); !events.empty()) {
+        attrs += " events=";
+        attrs += events;
+    }
+}
 
 app_driver::app_driver(asio::io_context& io, unit_manager& units, reply_sink& replies)
     : io_(io), units_(units), replies_(replies), inotify_(inotify_hub::create(io)),
@@ -142,7 +157,7 @@ std::vector<app_status> app_driver::status(std::string_view after, std::size_t l
             continue;
         }
         out.push_back({name, a->core.phase(), a->core.unit(), a->core.phase_since(),
-                       a->last_request, a->starts, a->failures});
+                       a->last_request, a->starts, a->failures, a->last_failure, a->events});
     }
     return out;
 }
@@ -276,6 +291,7 @@ void app_driver::begin_start(app_runtime& a, app_core::start_decision how) {
     track_unit(a);
     std::uint64_t attempt = a.core.attempt();
     a.began = std::chrono::steady_clock::now();
+    a.events.record(app_event_kind::start, std::chrono::system_clock::now());
     a.deadline.expires_after(a.core.params().timeout);
     a.deadline.async_wait(while_current(
         a, attempt, app_phase::starting, [this, &a, attempt](boost::system::error_code ec) {
@@ -291,8 +307,8 @@ void app_driver::begin_start(app_runtime& a, app_core::start_decision how) {
             start_failed(a, attempt, {proto::failure::timeout, seen});
         }));
     if (how == app_core::start_decision::thaw_unit) {
-        log({a.core.name(), a.core.unit()}, log_level::info, "ThawUnit {} for app {}",
-            a.core.unit(), a.core.name());
+        log({a.core.name(), a.core.unit(), message_id::start}, log_level::info,
+            "ThawUnit {} for app {}", a.core.unit(), a.core.name());
         units_.thaw_unit(a.core.unit(),
                          while_current(a, attempt, app_phase::starting,
                                        [this, &a, attempt](const std::string& error) {
@@ -328,8 +344,9 @@ void app_driver::begin_start(app_runtime& a, app_core::start_decision how) {
 }
 
 void app_driver::call_start_unit(app_runtime& a, std::uint64_t attempt) {
-    log({a.core.name(), a.core.unit()}, log_level::info, "StartUnit {} for app {} (gen {})",
-        a.core.unit(), a.core.name(), first_gen(a.core.start_waiters()));
+    log({a.core.name(), a.core.unit(), message_id::start}, log_level::info,
+        "StartUnit {} for app {} (gen {})", a.core.unit(), a.core.name(),
+        first_gen(a.core.start_waiters()));
     ++a.starts;
     units_.start_unit(
         a.core.unit(),
@@ -451,7 +468,8 @@ void app_driver::start_succeeded(app_runtime& a, std::uint64_t attempt) {
                   std::chrono::steady_clock::now() - a.began)
                   .count();
     std::vector<waiter> waiters = a.core.start_succeeded(attempt);
-    log({a.core.name(), a.core.unit()}, log_level::info,
+    a.events.record(app_event_kind::ready, std::chrono::system_clock::now());
+    log({a.core.name(), a.core.unit(), message_id::ready}, log_level::info,
         "app {} ready after {} ms (unit {}, {} waiters)", a.core.name(), ms, a.core.unit(),
         waiters.size());
     replies_.answer(waiters, proto::verb::ready, a.core.name());
@@ -464,8 +482,11 @@ void app_driver::start_failed(app_runtime& a, std::uint64_t attempt, failure_rea
     end_attempt(a);
     ++a.failures;
     reason.detail = sanitize(reason.detail);
-    log({a.core.name(), a.core.unit()}, log_level::warning, "app {} start failed (unit {}): {} {}",
-        a.core.name(), a.core.unit(), proto::failure_name(reason.code), reason.detail);
+    a.last_failure = reason;
+    a.events.record(app_event_kind::failed, std::chrono::system_clock::now(), reason.code);
+    log({a.core.name(), a.core.unit(), message_id::start_failed}, log_level::warning,
+        "app {} start failed (unit {}): {} {}", a.core.name(), a.core.unit(),
+        proto::failure_name(reason.code), reason.detail);
     std::vector<waiter> waiters = a.core.start_failed(attempt, reason);
     replies_.answer_failed(waiters, a.core.name(), reason);
 }
@@ -476,8 +497,10 @@ void app_driver::begin_stop(app_runtime& a) {
     end_attempt(a);
     track_unit(a);
     std::uint64_t attempt = a.core.attempt();
-    log({a.core.name(), a.core.unit()}, log_level::info, "StopUnit {} for app {} (gen {})",
-        a.core.unit(), a.core.name(), first_gen(a.core.stop_waiters()));
+    a.events.record(app_event_kind::stop, std::chrono::system_clock::now());
+    log({a.core.name(), a.core.unit(), message_id::stop}, log_level::info,
+        "StopUnit {} for app {} (gen {})", a.core.unit(), a.core.name(),
+        first_gen(a.core.stop_waiters()));
     // A stop job that never ends (systemd merged it into a job helperd does not know, or the
     // unit hangs longer than this) must not leave the app stopping for ever.
     a.deadline.expires_after(stop_timeout_);
@@ -510,9 +533,11 @@ void app_driver::stop_finished(app_runtime& a, std::uint64_t attempt, const std:
     bool announce = a.announce_stop;
     a.announce_stop = false;
     app_core::stop_outcome out = a.core.stop_finished(attempt);
+    a.events.record(error.empty() ? app_event_kind::stopped : app_event_kind::failed,
+                    std::chrono::system_clock::now(), proto::failure::stop_failed);
     if (error.empty()) {
-        log({a.core.name(), a.core.unit()}, log_level::info, "app {} stopped (unit {})",
-            a.core.name(), a.core.unit());
+        log({a.core.name(), a.core.unit(), message_id::stopped}, log_level::info,
+            "app {} stopped (unit {})", a.core.name(), a.core.unit());
         // The other clients (every other nginx worker, when ondemandctl stopped the app) still
         // believe it ready: tell them, before the stopper hears STOPPED. Not when a START came
         // meanwhile: the app is starting again, and its clients wait for that.
@@ -578,8 +603,8 @@ void app_driver::begin_freeze(app_runtime& a) {
     end_attempt(a);
     track_unit(a);
     std::uint64_t attempt = a.core.attempt();
-    log({a.core.name(), a.core.unit()}, log_level::info, "FreezeUnit {} for app {}", a.core.unit(),
-        a.core.name());
+    log({a.core.name(), a.core.unit(), message_id::freeze}, log_level::info,
+        "FreezeUnit {} for app {}", a.core.unit(), a.core.name());
     units_.freeze_unit(a.core.unit(), while_current(a, attempt, app_phase::freezing,
                                                     [this, &a, attempt](const std::string& error) {
                                                         freeze_finished(a, attempt, error);
@@ -588,6 +613,8 @@ void app_driver::begin_freeze(app_runtime& a) {
 
 void app_driver::freeze_finished(app_runtime& a, std::uint64_t attempt, const std::string& error) {
     app_core::freeze_outcome out = a.core.freeze_finished(attempt, error.empty());
+    a.events.record(error.empty() ? app_event_kind::freeze : app_event_kind::failed,
+                    std::chrono::system_clock::now(), proto::failure::freeze_failed);
     if (error.empty()) {
         log({a.core.name(), a.core.unit()}, log_level::info, "app {} frozen (unit {})",
             a.core.name(), a.core.unit());
@@ -638,8 +665,9 @@ void app_driver::active_state_changed(app_runtime& a, std::string_view state) {
     case app_phase::ready:
     case app_phase::frozen:
         if (!running && a.core.went_down()) {
-            log({a.core.name(), a.core.unit()}, log_level::warning, "app {} down: unit {} is {}",
-                a.core.name(), a.core.unit(), state);
+            a.events.record(app_event_kind::down, std::chrono::system_clock::now());
+            log({a.core.name(), a.core.unit(), message_id::down}, log_level::warning,
+                "app {} down: unit {} is {}", a.core.name(), a.core.unit(), state);
             replies_.broadcast(proto::verb::down, a.core.name(), {});
         }
         break;

@@ -9,6 +9,7 @@
 #define ONDEMAND_HELPERD_APP_DRIVER_H
 
 #include "app_core.h"
+#include "app_events.h"
 #include "guard.h"
 #include "inotify_hub.h"
 #include "ondemand_protocol.h"
@@ -60,7 +61,15 @@ struct app_status {
     std::chrono::system_clock::time_point last_request{};
     std::uint64_t starts = 0;
     std::uint64_t failures = 0;
+    // The last failed start (kept after a later success), and the last few events.
+    std::optional<failure_reason> last_failure;
+    app_events events;
 };
+
+// STATUS' fields after `failures=` (docs/PROTOCOL.md): ` last_failure=CODE
+// last_failure_detail=TEXT events=LIST`, each left out when there is nothing to say. TEXT is the
+// detail percent-encoded (spaces are %20), cut at 256 bytes before encoding.
+void append_status_details(std::string& attrs, const app_status& a);
 
 class app_driver {
   public:
@@ -96,7 +105,8 @@ class app_driver {
     // and nothing running or queued for it (its counters and leases go with it). Returns how
     // many were dropped.
     std::size_t drop_idle();
-    // A request line named the app (STATUS' `last`); no-op for an app not known yet.
+    // A request (START, WAIT or USE) named the app (STATUS' `last`); no-op for an app not
+    // known yet. STOP and FREEZE are not requests: an idle stop must not look like traffic.
     void touch(std::string_view app);
     // Apps with a known unit, in name order: at most `limit` of them, from the first whose
     // name sorts after `after` ("" : from the first).
@@ -126,6 +136,8 @@ class app_driver {
         std::chrono::system_clock::time_point last_request{};
         std::uint64_t starts = 0;
         std::uint64_t failures = 0;
+        std::optional<failure_reason> last_failure;
+        app_events events;
         std::shared_ptr<readiness_probe> probe;
         boost::asio::steady_timer deadline; // of the start, or of the stop
         steady_time began{};

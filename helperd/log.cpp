@@ -8,10 +8,10 @@
 
 #include <sys/uio.h>
 
-#include <array>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 namespace ondemand::helperd {
 
@@ -90,26 +90,41 @@ void init_log_target() {
     to_journal = stderr_is_journal();
 }
 
+std::vector<std::string> journal_fields(log_level level, std::string_view text, log_context ctx) {
+    std::vector<std::string> fields;
+    fields.reserve(9);
+    fields.push_back(fmt::format("MESSAGE={}", text));
+    fields.push_back(fmt::format("PRIORITY={}", syslog_priority(level)));
+    fields.emplace_back("SYSLOG_IDENTIFIER=ondemand-helperd");
+    if (!ctx.message_id.empty()) {
+        fields.push_back(fmt::format("MESSAGE_ID={}", ctx.message_id));
+    }
+    if (!ctx.app.empty()) {
+        fields.push_back(fmt::format("ONDEMAND_APP={}", ctx.app));
+        fields.push_back(
+            fmt::format("APP={}", ctx.app)); // before ONDEMAND_APP; kept for old queries
+    }
+    if (!ctx.unit.empty()) {
+        fields.push_back(fmt::format("ONDEMAND_UNIT={}", ctx.unit));
+        // `journalctl -u UNIT` matches it when helperd runs as root (_UID=0).
+        fields.push_back(fmt::format("OBJECT_SYSTEMD_UNIT={}", ctx.unit));
+        fields.push_back(fmt::format("UNIT={}", ctx.unit)); // before ONDEMAND_UNIT; kept likewise
+    }
+    return fields;
+}
+
 void log_line(log_level level, std::string_view text, log_context ctx) {
     if (!log_enabled(level)) {
         return;
     }
     if (to_journal) {
-        std::string fields[] = {
-            fmt::format("MESSAGE={}", text),
-            fmt::format("PRIORITY={}", syslog_priority(level)),
-            std::string("SYSLOG_IDENTIFIER=ondemand-helperd"),
-            ctx.app.empty() ? std::string() : fmt::format("APP={}", ctx.app),
-            ctx.unit.empty() ? std::string() : fmt::format("UNIT={}", ctx.unit),
-        };
-        std::array<iovec, std::size(fields)> iov{};
-        std::size_t n = 0;
+        std::vector<std::string> fields = journal_fields(level, text, ctx);
+        std::vector<iovec> iov;
+        iov.reserve(fields.size());
         for (std::string& f : fields) {
-            if (!f.empty()) {
-                iov[n++] = iovec{f.data(), f.size()};
-            }
+            iov.push_back(iovec{f.data(), f.size()});
         }
-        sd_journal_sendv(iov.data(), static_cast<int>(n));
+        sd_journal_sendv(iov.data(), static_cast<int>(iov.size()));
         return;
     }
     std::string line = fmt::format("{}: {}\n", log_level_name(level), text);

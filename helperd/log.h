@@ -14,6 +14,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace ondemand::helperd {
 
@@ -28,11 +29,17 @@ bool log_enabled(log_level level);
 // Chooses the journal when stderr is the journal stream named by JOURNAL_STREAM.
 void init_log_target();
 
-// Optional structured context of a log line (journal fields APP= and UNIT=).
+// Optional structured context of a log line: journal fields ONDEMAND_APP=, ONDEMAND_UNIT=,
+// OBJECT_SYSTEMD_UNIT= (and the older APP=, UNIT=), and MESSAGE_ID= (message_ids.h).
 struct log_context {
     std::string_view app;
     std::string_view unit;
+    std::string_view message_id = {};
 };
+
+// The journal fields of one line, "NAME=value" each (what log_line hands sd_journal_sendv).
+// See docs/helperd.md, "Logs", for which journalctl matches select them.
+std::vector<std::string> journal_fields(log_level level, std::string_view text, log_context ctx);
 
 void log_line(log_level level, std::string_view text, log_context ctx = {});
 

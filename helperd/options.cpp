@@ -2,6 +2,8 @@
 // May use config (the file's values, the value parsers); config must not include this file.
 #include "options.h"
 
+#include "ondemand_version.h"
+
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
@@ -13,7 +15,7 @@ parsed_options parse_command_line(int argc, char** argv) {
     options o;
     CLI::App app{"ondemand-helperd: starts and stops ondemand's app units for nginx, through "
                  "systemd"};
-    app.set_version_flag("--version", std::string("ondemand-helperd 0.1"));
+    app.set_version_flag("--version", std::string("ondemand-helperd " ONDEMAND_VERSION));
     auto* socket =
         app.add_option("--socket", o.socket,
                        "unix socket to listen on (unless systemd passes one: socket activation)");

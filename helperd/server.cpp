@@ -308,7 +308,9 @@ void server::on_line(client_connection& client, std::string_view line) {
         refuse_line(client, fmt::format("unexpected verb {}", proto::verb_name(m.kind)));
         break;
     }
-    driver_.touch(m.app);
+    if (m.kind == proto::verb::start || m.kind == proto::verb::wait || m.kind == proto::verb::use) {
+        driver_.touch(m.app); // STATUS' `last`: requests only, not an idle STOP or FREEZE
+    }
 }
 
 bool server::refuse_new_app(client_connection& client, const proto::message& m) {
@@ -560,6 +562,7 @@ void server::send_status_page(client_connection& client, const std::string& afte
         m.unit = a.unit;
         std::string attrs = fmt::format("since={} last={} starts={} failures={}", unix_ms(a.since),
                                         unix_ms(a.last_request), a.starts, a.failures);
+        append_status_details(attrs, a);
         m.attrs = attrs;
         send(client, m);
     }

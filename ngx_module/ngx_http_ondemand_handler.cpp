@@ -265,8 +265,9 @@ ngx_http_ondemand_admit(ngx_http_request_t *r, ngx_http_ondemand_ctx_t *ctx)
         ngx_http_ondemand_unlock();
 
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "ondemand: app \"%V\" hold queue is full (%ui)",
-                      &app->conf.name, app->conf.queue);
+                      "ondemand: app \"%V\" hold queue is full (%ui), "
+                      "unit %V", &app->conf.name, app->conf.queue,
+                      &app->conf.unit);
 
         return ngx_http_ondemand_refuse(r, ctx, NGX_HTTP_ONDEMAND_QUEUE_FULL);
     }
@@ -281,8 +282,9 @@ ngx_http_ondemand_admit(ngx_http_request_t *r, ngx_http_ondemand_ctx_t *ctx)
 
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "ondemand: app \"%V\" cannot start: %ui apps are "
-                      "running (ondemand_max_running) and none is idle",
-                      &app->conf.name, omcf->max_running);
+                      "running (ondemand_max_running) and none is idle, "
+                      "unit %V", &app->conf.name, omcf->max_running,
+                      &app->conf.unit);
 
         return ngx_http_ondemand_refuse(r, ctx, NGX_HTTP_ONDEMAND_MAX_RUNNING);
     }
@@ -305,8 +307,9 @@ ngx_http_ondemand_admit(ngx_http_request_t *r, ngx_http_ondemand_ctx_t *ctx)
     if (victim) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "ondemand: stopping app \"%V\", the least recently "
-                      "used, to make room for app \"%V\"",
-                      &victim->conf.name, &app->conf.name);
+                      "used, to make room for app \"%V\", unit %V",
+                      &victim->conf.name, &app->conf.name,
+                      &victim->conf.unit);
 
         ngx_http_ondemand_send_stop(victim);
     }

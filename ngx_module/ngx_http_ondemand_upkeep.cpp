@@ -30,8 +30,9 @@ ngx_http_ondemand_upkeep(void)
     while (ngx_http_ondemand_zone_orphan_to_stop(&msg, name, unit)) {
         ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
                       "ondemand: stopping app \"%*s\", which no "
-                      "configuration names any more",
-                      msg.app.size(), msg.app.data());
+                      "configuration names any more, unit %*s",
+                      msg.app.size(), msg.app.data(),
+                      msg.unit.size(), msg.unit.data());
 
         if (ngx_http_ondemand_helper_send(msg) != NGX_OK) {
             return;

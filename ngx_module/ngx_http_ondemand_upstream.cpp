@@ -326,10 +326,11 @@ ngx_http_ondemand_app_gone(ngx_http_ondemand_peer_t *pd, ngx_err_t err)
 
     ngx_log_error(NGX_LOG_WARN, pd->peer->log, err,
                   "ondemand: app \"%V\" is not running%s (connect() to %V), "
-                  "%s", &app->conf.name, down ? ", made it cold" : "",
+                  "%s, unit %V", &app->conf.name, down ? ", made it cold" : "",
                   pd->peer->name,
                   rerun ? "holding the request until it is started"
-                        : "it will be started on the next request");
+                        : "it will be started on the next request",
+                  &app->conf.unit);
 
     return rerun;
 }

@@ -271,8 +271,8 @@ ngx_http_ondemand_orphan_apps(ngx_http_ondemand_zone_ctx_t *ctx,
 
         ngx_log_error(NGX_LOG_NOTICE, log, 0,
                       "ondemand: app \"%V\" is in no configuration any more; "
-                      "it is stopped once idle and its record freed",
-                      &node->sn.str);
+                      "it is stopped once idle and its record freed, unit %V",
+                      &node->sn.str, &node->unit);
     }
 }
 

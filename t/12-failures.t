@@ -69,8 +69,8 @@ ok(!grep({ !defined $_->{headers}{'retry-after'} } @full), 'queue full: 503s car
 # all requests were sent together: every 503 came back before the first held request's 200
 cmp_ok((sort { $a <=> $b } map { $_->{elapsed} } @full)[-1], '<', (sort { $a <=> $b } map { $_->{elapsed} } @ok)[0],
     'queue full: answered at once, before the held requests');
-ok(wait_log_line(nginx_error_log(), qr/ondemand: app "slow" hold queue is full \(2\)/, timeout => 5),
-    'queue full: logged');
+ok(wait_log_line(nginx_error_log(), qr/ondemand: app "slow" hold queue is full \(2\), unit \Q${\ app_unit('slow')}\E/, timeout => 5),
+    'queue full: logged, naming the unit');
 
 # -- helperd refuses a unit outside its allowlist
 $r = http_get(nginx_port(), '/', headers => { 'X-App' => 'other' }, timeout => 30);
@@ -93,8 +93,8 @@ start_helperd();
 $r = http_get(nginx_port(), '/', headers => { 'X-App' => 'vanish' }, timeout => 30);
 is($r->{status}, 200, 'vanish: the request that finds it gone is held and starts it (no 502)');
 ok(wait_log_line(nginx_error_log(),
-    qr/app "vanish" is not running, made it cold .*holding the request until it is started/,
-    timeout => 5), 'vanish: logged');
+    qr/app "vanish" is not running, made it cold .*holding the request until it is started, unit \Q${\ app_unit('vanish')}\E/,
+    timeout => 5), 'vanish: logged, naming the unit');
 is(unit_active(app_unit('vanish')), 'active', 'vanish: running again');
 my $again = http_get(nginx_port(), '/', headers => { 'X-App' => 'vanish' }, timeout => 30);
 is($again->{status}, 200, 'vanish: the next request is warm');

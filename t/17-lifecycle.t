@@ -61,8 +61,8 @@ is(http_get(nginx_port(), '/', headers => { 'X-App' => 'two' }, timeout => 30)->
 $r = http_get(nginx_port(), '/', headers => { 'X-App' => 'three' }, timeout => 30);
 is($r->{status}, 200, 'three served although 3 apps were running');
 ok(wait_log_line(nginx_error_log(),
-    qr/stopping app "one", the least recently used, to make room for app "three"/, timeout => 5),
-    'the least recently used idle app (one) was stopped for it');
+    qr/stopping app "one", the least recently used, to make room for app "three", unit \Q${\ app_unit('one')}\E/, timeout => 5),
+    'the least recently used idle app (one) was stopped for it (the log names its unit)');
 ok(wait_for(sub { unit_active(app_unit('one')) eq 'inactive' }, timeout => 10), 'one is stopped');
 is(unit_active(app_unit('two')), 'active', 'two still runs');
 is(unit_active(app_unit('pinned')), 'active', 'the keep_warm app is never evicted');
@@ -87,7 +87,7 @@ $r = http_get($port, '/', headers => { 'X-App' => 'one' }, timeout => 30);
 is($r->{status}, 503, 'all running apps busy: 503');
 ok(defined $r->{headers}{'retry-after'}, 'with Retry-After');
 is(scalar(grep { waitpid($_, WNOHANG) == 0 } @busy), 2, 'at once: both busy requests are still in flight');
-ok(wait_log_line(nginx_error_log(), qr/app "one" cannot start: 3 apps are running \(ondemand_max_running\) and none is idle/,
+ok(wait_log_line(nginx_error_log(), qr/app "one" cannot start: 3 apps are running \(ondemand_max_running\) and none is idle, unit \Q${\ app_unit('one')}\E/,
     timeout => 5), 'the reason is in the error log');
 for (@busy) { waitpid($_, 0); is($? >> 8, 0, 'the busy request completed') }
 
