@@ -3,7 +3,8 @@
 # One app process (ondemand-bwarm.service, in the sandbox) serves every variant:
 #   plain-noka  nginx (no module) proxy_pass to the app's unix socket, no upstream keepalive
 #   plain-ka    the same with `keepalive 32`
-#   od-noka     nginx + ondemand (app warm), no upstream keepalive
+#   od-noka     nginx + ondemand (app warm), no upstream keepalive; ondemand_metrics enabled
+#               (every warm request counted in the zone; scraped at the end)
 #   od-ka       nginx + ondemand (app warm), `keepalive 32`
 #   chain-noka  nginx -> systemd-socket-activate + systemd-socket-proxyd -> the app
 #   chain-ka    the same with `keepalive 32` from nginx to the proxy
@@ -52,11 +53,13 @@ section_warm() {
     # apps with one unit=); both share helperd, like two nginx instances on one box
     nginx_write warm-od 1 1m "
     upstream bwarm { server unix:$sock; ondemand unit=$unit; }
-    server { listen 127.0.0.1:${port[od-noka]}; location / { ondemand_app bwarm; proxy_pass http://bwarm; } }"
+    server { listen 127.0.0.1:${port[od-noka]}; location / { ondemand_app bwarm; proxy_pass http://bwarm; }
+             location = /metrics { ondemand_metrics; } }"
     nginx_start warm-od "${port[od-noka]}"
     nginx_write warm-odka 1 1m "
     upstream bwarm { server unix:$sock; ondemand unit=$unit; keepalive 32; }
-    server { listen 127.0.0.1:${port[od-ka]}; location / { ondemand_app bwarm; $ka_loc proxy_pass http://bwarm; } }"
+    server { listen 127.0.0.1:${port[od-ka]}; location / { ondemand_app bwarm; $ka_loc proxy_pass http://bwarm; }
+             location = /metrics { ondemand_metrics; } }"
     nginx_start warm-odka "${port[od-ka]}"
     variants=(plain-noka od-noka plain-ka od-ka chain-noka chain-ka)
   else
@@ -91,7 +94,15 @@ section_warm() {
     (( r % 5 == 0 || r == rounds )) && blog "warm: round $r/$rounds done"
   done
 
-  [ "$HAVE_OD" = 1 ] && { nginx_stop warm-od; nginx_stop warm-odka; }
+  if [ "$HAVE_OD" = 1 ]; then
+    # the counters the warm path kept while it was measured
+    local warm_counted
+    warm_counted=$(curl -s "http://127.0.0.1:${port[od-noka]}/metrics" |
+      sed -n 's/^ondemand_app_requests_total{.*outcome="warm"} \([0-9]*\)$/\1/p')
+    blog "warm: ondemand_metrics counted ${warm_counted:-?} warm requests (od-noka)"
+    emit warm_metrics "\"variant\":\"od-noka\",\"warm_requests\":${warm_counted:-0}"
+    nginx_stop warm-od; nginx_stop warm-odka
+  fi
   nginx_stop warm-plain
   stop_bg chain-warm
   stop_units "$unit"

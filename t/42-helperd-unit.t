@@ -165,7 +165,12 @@ ok(wait_log_line($ENV{ONDEMAND_SANDBOX_LOG}, qr{app registry: 1 app\(s\) from \Q
     timeout => 1), 'helperd serves the apps of the app files');
 {
     # An app without an app file, on a unit that is allowed: refused, nothing started.
+    # (authenticated first: the shipped helperd requires the key)
+    open(my $kf, '<', $key_file) or die "$key_file: $!";
+    chomp(my $key = <$kf>);
+    close $kf;
     my $c = IO::Socket::UNIX->new(Type => SOCK_STREAM, Peer => $sock) or die "$sock: $!";
+    print $c "HELLO t42-probe key=$key\n";
     print $c "START ghost 1 ondemand-exec\@ghost.service connect 1000 /run/x.sock\n";
     $c->flush;
     my $reply = <$c>;
