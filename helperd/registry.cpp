@@ -24,14 +24,7 @@ const registered_app* app_registry::find(std::string_view name) const {
 }
 
 std::optional<std::string> app_registry::refusal(const proto::message& m) const {
-    switch (m.kind) {
-    case proto::verb::start:
-    case proto::verb::wait:
-    case proto::verb::stop:
-    case proto::verb::freeze:
-    case proto::verb::use:
-        break;
-    default:
+    if (!proto::names_app(m.kind)) {
         return std::nullopt;
     }
     const registered_app* a = find(m.app);

@@ -208,13 +208,7 @@ void server::refuse_line(client_connection& client, std::string_view why) {
 // waiter in some app's lists until it is answered (a WAIT for a start that never comes stays
 // a minute), so an unbounded flood would grow helperd without end.
 bool server::refuse_too_many_waits(client_connection& client, const proto::message& m) {
-    switch (m.kind) {
-    case proto::verb::start:
-    case proto::verb::wait:
-    case proto::verb::stop:
-    case proto::verb::freeze:
-        break;
-    default:
+    if (!proto::awaits_outcome(m.kind)) {
         return false;
     }
     std::size_t cap = rules_.limits.max_waits_per_client;
@@ -314,14 +308,7 @@ void server::on_line(client_connection& client, std::string_view line) {
 }
 
 bool server::refuse_new_app(client_connection& client, const proto::message& m) {
-    switch (m.kind) {
-    case proto::verb::start:
-    case proto::verb::wait:
-    case proto::verb::stop:
-    case proto::verb::freeze:
-    case proto::verb::use:
-        break;
-    default:
+    if (!proto::names_app(m.kind)) {
         return false;
     }
     std::size_t cap = rules_.limits.max_apps;

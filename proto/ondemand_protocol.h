@@ -148,6 +148,16 @@ class line_reader {
 // The name of a verb as it appears on the wire.
 std::string_view verb_name(verb v);
 
+// Requests that name an app (START, WAIT, STOP, FREEZE, USE).
+constexpr bool names_app(verb v) {
+    return v == verb::start || v == verb::wait || v == verb::stop || v == verb::freeze ||
+           v == verb::use;
+}
+// Requests answered later, once their outcome is known (START, WAIT, STOP, FREEZE).
+constexpr bool awaits_outcome(verb v) {
+    return names_app(v) && v != verb::use;
+}
+
 // Field syntax, shared by both sides so that neither accepts what the other refuses.
 // App names: 1-64 of [A-Za-z0-9_.-], not starting with '.' or '-'.
 bool valid_app_name(std::string_view name);
