@@ -67,7 +67,11 @@ std::string gen_nginx(const std::vector<app_config>& apps, const gen_options& op
     out += "    hostnames;\n";
     out += "    default \"\";\n";
     for (const app_config& a : apps) {
-        for (const std::string& h : a.hosts) {
+        for (std::string h : a.hosts) {
+            // the parser lower-cases them already; an app_config built otherwise may not be
+            std::transform(h.begin(), h.end(), h.begin(), [](char c) {
+                return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+            });
             out += "    " + h + " " + a.name + ";\n";
         }
     }

@@ -277,7 +277,7 @@ int cmd_list(const globals& g) {
         std::printf("%-20s  %-14s  %-40s  %s\n", a.name.c_str(),
                     std::string(ctl::kind_name(a.kind)).c_str(), a.unit().c_str(), hosts.c_str());
     }
-    return d.errors.empty() ? 0 : 1;
+    return ctl::count_errors(d.errors) == 0 ? 0 : 1;
 }
 
 // Sends `m` and waits for the answer about m.app (other apps' pushes are skipped).
@@ -368,8 +368,8 @@ int cmd_stop(const globals& g, const std::string& name) {
 
 int cmd_gen_nginx(const globals& g, const std::string& output, const std::string& variable) {
     ctl::dir_result d = ctl::load_apps_dir(g.apps_dir);
-    if (!d.errors.empty()) {
-        print_errors(d.errors);
+    print_errors(d.errors); // warnings too
+    if (ctl::count_errors(d.errors) != 0) {
         std::cerr << "gen-nginx: nothing written: fix the app files first\n";
         return 1;
     }
@@ -425,8 +425,14 @@ int cmd_check(const globals& g, const std::vector<std::string>& files) {
         }
     }
     print_errors(errors);
-    std::printf("%zu app file(s) OK, %zu error(s)\n", ok, errors.size());
-    return errors.empty() ? 0 : 1;
+    std::size_t n_errors = ctl::count_errors(errors);
+    std::size_t n_warnings = errors.size() - n_errors;
+    std::printf("%zu app file(s) OK, %zu error(s)", ok, n_errors);
+    if (n_warnings != 0) {
+        std::printf(", %zu warning(s)", n_warnings); // warnings do not fail check
+    }
+    std::printf("\n");
+    return n_errors == 0 ? 0 : 1;
 }
 
 } // namespace

@@ -71,3 +71,12 @@ TEST(CtlGenNginx, NoAppsStillGivesAValidMap) {
               std::string::npos)
         << out;
 }
+
+TEST(CtlGenNginx, TheHostMapIsLowerCase) {
+    std::vector<app_config> apps{parsed("/e/a.conf", "IMAGE=i\nHOSTS=WWW.Example.COM\n"),
+                                 parsed("/e/b.conf", "IMAGE=i\nHOSTS=b.example\n")};
+    apps[1].hosts = {"Shop.Example"}; // an app_config not from the parser
+    std::string out = gen_nginx(apps, gen_options{});
+    EXPECT_NE(out.find("    www.example.com a;\n"), std::string::npos) << out;
+    EXPECT_NE(out.find("    shop.example b;\n"), std::string::npos) << out;
+}
