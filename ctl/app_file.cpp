@@ -31,18 +31,273 @@ bool valid_env_name(std::string_view k) {
     });
 }
 
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-        s.remove_prefix(1);
-    }
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) {
-        s.remove_suffix(1);
-    }
-    return s;
-}
-
 bool is_container(app_kind k) {
     return k != app_kind::exec;
+}
+
+// Levenshtein distance, for "did you mean ...?".
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+    std::vector<std::size_t> row(b.size() + 1);
+    for (std::size_t j = 0; j <= b.size(); ++j) {
+        row[j] = j;
+    }
+    for (std::size_t i = 1; i <= a.size(); ++i) {
+        std::size_t diag = row[0];
+        row[0] = i;
+        for (std::size_t j = 1; j <= b.size(); ++j) {
+            std::size_t up = row[j];
+            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+            diag = up;
+        }
+    }
+    return row[b.size()];
+}
+
+// The known key nearest to `key`, within an edit distance of 2 (and of a third of the known
+// key's length when `strict`); empty when there is none.
+std::string_view nearest_key(std::string_view key, bool strict) {
+    std::string_view best;
+    std::size_t best_d = 3;
+    for (std::string_view k : known_keys) {
+        std::size_t d = edit_distance(key, k);
+        if (d < best_d && (!strict || 3 * d <= k.size())) {
+            best = k;
+            best_d = d;
+        }
+    }
+    return best;
+}
+
+// UTF-8 as systemd's utf8_is_valid() takes it: no overlong forms, no surrogates, at most
+// U+10FFFF.
+bool valid_utf8(std::string_view s) {
+    std::size_t i = 0;
+    while (i < s.size()) {
+        auto c = static_cast<unsigned char>(s[i]);
+        if (c < 0x80) {
+            ++i;
+            continue;
+        }
+        std::size_t n = 0;
+        std::uint32_t cp = 0;
+        std::uint32_t min = 0;
+        if ((c & 0xe0) == 0xc0) {
+            n = 1, cp = c & 0x1f, min = 0x80;
+        } else if ((c & 0xf0) == 0xe0) {
+            n = 2, cp = c & 0x0f, min = 0x800;
+        } else if ((c & 0xf8) == 0xf0) {
+            n = 3, cp = c & 0x07, min = 0x10000;
+        } else {
+            return false;
+        }
+        if (i + n >= s.size()) {
+            return false;
+        }
+        for (std::size_t k = 1; k <= n; ++k) {
+            auto cc = static_cast<unsigned char>(s[i + k]);
+            if ((cc & 0xc0) != 0x80) {
+                return false;
+            }
+            cp = (cp << 6) | (cc & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+            return false;
+        }
+        i += n + 1;
+    }
+    return true;
+}
+
+// READY=http:PATH: a URL path (and query) of RFC 3986 characters, `;` left out (nginx would
+// end the directive there): A-Z a-z 0-9 - . _ ~ / ! $ & ' ( ) * + , = : @ ? and %HH.
+bool valid_url_path(std::string_view p) {
+    auto hex = [](char c) {
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+    };
+    for (std::size_t i = 0; i < p.size(); ++i) {
+        char c = p[i];
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            std::string_view("-._~/!$&'()*+,=:@?").find(c) != std::string_view::npos) {
+            continue;
+        }
+        if (c == '%' && i + 2 < p.size() && hex(p[i + 1]) && hex(p[i + 2])) {
+            i += 2;
+            continue;
+        }
+        return false;
+    }
+    return true;
+}
+
+std::string lower(std::string_view s) {
+    std::string out(s);
+    for (char& c : out) {
+        if (c >= 'A' && c <= 'Z') {
+            c = static_cast<char>(c - 'A' + 'a');
+        }
+    }
+    return out;
+}
+
+// One KEY=VALUE of an environment file, as systemd's parse_env_file_internal() reads it.
+struct env_entry {
+    std::string key;
+    std::string value;
+    unsigned line = 0;
+    bool has_equals = true;
+    bool unterminated = false;
+};
+
+std::vector<env_entry> read_env_file(std::string_view text) {
+    enum class st {
+        pre_key,
+        key,
+        pre_value,
+        value,
+        value_escape,
+        single_quote,
+        double_quote,
+        double_quote_escape,
+        comment
+    };
+    auto newline = [](char c) { return c == '\n' || c == '\r'; };
+    auto space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
+    std::vector<env_entry> out;
+    env_entry cur;
+    std::size_t key_ws = std::string::npos;   // where the key's trailing whitespace starts
+    std::size_t value_ws = std::string::npos; // where the value's trailing whitespace starts
+    unsigned line = 1;
+    st state = st::pre_key;
+    auto push = [&](bool trim_value) {
+        if (key_ws != std::string::npos) {
+            cur.key.resize(key_ws);
+        }
+        if (trim_value && value_ws != std::string::npos) {
+            cur.value.resize(value_ws);
+        }
+        out.push_back(std::move(cur));
+        cur = env_entry{};
+    };
+    for (char c : text) {
+        switch (state) {
+        case st::pre_key:
+            if (c == '#' || c == ';') {
+                state = st::comment;
+            } else if (!space(c)) {
+                state = st::key;
+                key_ws = std::string::npos;
+                cur.line = line;
+                cur.key += c;
+            }
+            break;
+        case st::key:
+            if (newline(c)) {
+                state = st::pre_key;
+                cur.has_equals = false; // systemd ignores the line; check reports it
+                push(false);
+            } else if (c == '=') {
+                state = st::pre_value;
+                value_ws = std::string::npos;
+            } else {
+                if (!space(c)) {
+                    key_ws = std::string::npos;
+                } else if (key_ws == std::string::npos) {
+                    key_ws = cur.key.size();
+                }
+                cur.key += c;
+            }
+            break;
+        case st::pre_value:
+            if (newline(c)) {
+                state = st::pre_key;
+                push(false);
+            } else if (c == '\'') {
+                state = st::single_quote;
+            } else if (c == '"') {
+                state = st::double_quote;
+            } else if (c == '\\') {
+                state = st::value_escape;
+            } else if (!space(c)) {
+                state = st::value;
+                cur.value += c;
+            }
+            break;
+        case st::value:
+            if (newline(c)) {
+                state = st::pre_key;
+                push(true);
+            } else if (c == '\\') {
+                state = st::value_escape;
+                value_ws = std::string::npos;
+            } else {
+                if (!space(c)) {
+                    value_ws = std::string::npos;
+                } else if (value_ws == std::string::npos) {
+                    value_ws = cur.value.size();
+                }
+                cur.value += c;
+            }
+            break;
+        case st::value_escape:
+            state = st::value;
+            if (!newline(c)) { // an escaped newline is a line continuation
+                cur.value += c;
+            }
+            break;
+        case st::single_quote:
+            if (c == '\'') {
+                state = st::pre_value;
+            } else {
+                cur.value += c;
+            }
+            break;
+        case st::double_quote:
+            if (c == '"') {
+                state = st::pre_value;
+            } else if (c == '\\') {
+                state = st::double_quote_escape;
+            } else {
+                cur.value += c;
+            }
+            break;
+        case st::double_quote_escape:
+            state = st::double_quote;
+            if (c == '"' || c == '\\' || c == '`' || c == '$') {
+                cur.value += c;
+            } else if (c != '\n') {
+                cur.value += '\\';
+                cur.value += c;
+            }
+            break;
+        case st::comment:
+            if (newline(c)) {
+                state = st::pre_key;
+            }
+            break;
+        }
+        if (c == '\n') {
+            ++line;
+        }
+    }
+    switch (state) {
+    case st::pre_key:
+    case st::comment:
+        break;
+    case st::key:
+        cur.has_equals = false;
+        push(false);
+        break;
+    case st::single_quote:
+    case st::double_quote:
+    case st::double_quote_escape:
+        cur.unterminated = true;
+        push(false);
+        break;
+    default:
+        push(state == st::value);
+        break;
+    }
+    return out;
 }
 
 } // namespace
@@ -56,7 +311,15 @@ std::string diagnostic::to_string() const {
     if (!key.empty()) {
         out += key + ": ";
     }
+    if (level == severity::warning) {
+        out += "warning: ";
+    }
     return out + message;
+}
+
+std::size_t count_errors(const std::vector<diagnostic>& ds) {
+    return static_cast<std::size_t>(
+        std::count_if(ds.begin(), ds.end(), [](const diagnostic& d) { return d.is_error(); }));
 }
 
 std::string_view kind_name(app_kind k) {
@@ -94,12 +357,14 @@ std::string app_config::unit() const {
 }
 
 bool valid_nginx_time(std::string_view t) {
+    // As nginx's ngx_parse_time(): numbers with units y M w d h m s ms, each unit at most once
+    // and in that order ("30s1m", "1s1s" are refused); a last number without a unit is seconds
+    // ("1m30" is 90 s). Stricter: at most 9 digits a number, no spaces.
     if (t.empty()) {
         return false;
     }
-    if (std::all_of(t.begin(), t.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-        return t.size() <= 9;
-    }
+    constexpr std::string_view order[] = {"y", "M", "w", "d", "h", "m", "s", "ms"};
+    std::size_t next = 0; // the first unit still allowed
     std::size_t i = 0;
     while (i < t.size()) {
         std::size_t digits = 0;
@@ -107,16 +372,27 @@ bool valid_nginx_time(std::string_view t) {
             ++i;
             ++digits;
         }
-        if (digits == 0 || digits > 9 || i == t.size()) {
+        if (digits == 0 || digits > 9) {
             return false;
         }
+        if (i == t.size()) {
+            return true; // a trailing number: seconds
+        }
+        std::size_t unit = 0;
         if (t.compare(i, 2, "ms") == 0) {
-            i += 2;
-        } else if (std::string_view("smhdwMy").find(t[i]) != std::string_view::npos) {
-            ++i;
+            unit = 7;
         } else {
+            unit =
+                std::find(std::begin(order), std::end(order), t.substr(i, 1)) - std::begin(order);
+            if (unit == std::size(order)) {
+                return false;
+            }
+        }
+        if (unit < next) {
             return false;
         }
+        next = unit + 1;
+        i += order[unit].size();
     }
     return true;
 }
@@ -225,53 +501,35 @@ parse_result parse_app_file(const std::string& path, std::string_view text) {
     std::map<std::string, unsigned, std::less<>> line_of; // key -> line where it was set
     std::map<std::string, std::string, std::less<>> values;
 
-    unsigned lineno = 0;
-    std::size_t pos = 0;
-    while (pos <= text.size()) {
-        std::size_t nl = text.find('\n', pos);
-        std::string_view raw =
-            text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
-        pos = nl == std::string_view::npos ? text.size() + 1 : nl + 1;
-        ++lineno;
-        std::string_view line = trim(raw);
-        if (line.empty() || line[0] == '#' || line[0] == ';') {
+    for (env_entry& e : read_env_file(text)) {
+        if (!e.has_equals) {
+            error(e.line, "", "expected KEY=VALUE");
             continue;
         }
-        if (line.back() == '\\') {
-            error(lineno, "",
-                  "line continuations (a trailing \\) are not supported: put the "
-                  "value on one line");
-            continue;
-        }
-        std::size_t eq = line.find('=');
-        if (eq == std::string_view::npos) {
-            error(lineno, "", "expected KEY=VALUE");
-            continue;
-        }
-        std::string key(trim(line.substr(0, eq)));
-        std::string_view value = trim(line.substr(eq + 1));
+        const std::string& key = e.key;
         if (!valid_env_name(key)) {
-            error(lineno, key, "not a valid variable name (letters, digits and _)");
+            error(e.line, key, "not a valid variable name (letters, digits and _)");
             continue;
         }
-        if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') &&
-            value.back() == value.front()) {
-            value = value.substr(1, value.size() - 2);
-        } else if (!value.empty() && (value.front() == '"' || value.front() == '\'')) {
-            error(lineno, key, "unterminated quote");
+        if (e.unterminated) {
+            error(e.line, key, "unterminated quote (systemd would read the rest of the file)");
             continue;
         }
-        if (std::any_of(value.begin(), value.end(),
+        if (!valid_utf8(e.value)) {
+            error(e.line, key, "invalid UTF-8 (systemd refuses the whole file)");
+            continue;
+        }
+        if (std::any_of(e.value.begin(), e.value.end(),
                         [](char c) { return static_cast<unsigned char>(c) < 0x20 && c != '\t'; })) {
-            error(lineno, key, "control characters are not allowed");
+            error(e.line, key, "control characters are not allowed");
             continue;
         }
         if (auto it = line_of.find(key); it != line_of.end()) {
-            error(lineno, key, "set twice (first on line " + std::to_string(it->second) + ")");
+            error(e.line, key, "set twice (first on line " + std::to_string(it->second) + ")");
             continue;
         }
-        line_of[key] = lineno;
-        values[key] = std::string(value);
+        line_of[key] = e.line;
+        values[key] = std::move(e.value);
     }
 
     auto get = [&](std::string_view key) -> const std::string* {
@@ -302,6 +560,9 @@ parse_result parse_app_file(const std::string& path, std::string_view text) {
                   std::string("required for KIND=") + std::string(kind_name(app.kind)));
         } else if (v->find_first_of(" \t") != std::string::npos) {
             error(at("IMAGE"), "IMAGE", "an image name has no spaces");
+        } else if (v->front() == '-') {
+            error(at("IMAGE"), "IMAGE",
+                  "\"" + *v + "\" starts with -: podman and docker would read it as an option");
         } else {
             app.image = *v;
         }
@@ -314,13 +575,6 @@ parse_result parse_app_file(const std::string& path, std::string_view text) {
                       "\"" + *v + "\" is not one of never, missing, always, newer");
             }
             app.pull = *v;
-        }
-        for (const auto& [key, line] : line_of) {
-            if (!is_known_key(key)) {
-                error(line, key,
-                      "unknown key (known: KIND IMAGE CMD ARGS PULL HOSTS READY "
-                      "START_TIMEOUT IDLE_TIMEOUT QUEUE FAILED_STATUS)");
-            }
         }
     } else {
         if (const std::string* v = get("EXEC"); v == nullptr || v->empty()) {
@@ -335,6 +589,21 @@ parse_result parse_app_file(const std::string& path, std::string_view text) {
         }
         // Other variables are the process's environment (the unit's EnvironmentFile=).
     }
+    // Unknown keys: errors for container kinds. An exec app's other variables are its
+    // environment, but one within a typo of a key (IDLE_TIMOUT) is refused all the same.
+    for (const auto& [key, line] : line_of) {
+        if (is_known_key(key)) {
+            continue;
+        }
+        std::string_view near = nearest_key(key, !is_container(app.kind));
+        if (!near.empty()) {
+            error(line, key, "unknown key; did you mean " + std::string(near) + "?");
+        } else if (is_container(app.kind)) {
+            error(line, key,
+                  "unknown key (known: KIND IMAGE CMD ARGS PULL HOSTS READY "
+                  "START_TIMEOUT IDLE_TIMEOUT QUEUE FAILED_STATUS)");
+        }
+    }
     if (const std::string* v = get("CMD")) {
         app.cmd = *v;
     }
@@ -346,6 +615,8 @@ parse_result parse_app_file(const std::string& path, std::string_view text) {
         std::istringstream in(*v);
         std::string h;
         while (in >> h) {
+            // nginx's hostnames map compares lower-case; so does the duplicate check
+            h = lower(h);
             if (!valid_host_name(h)) {
                 error(at("HOSTS"), "HOSTS", "\"" + h + "\" is not a valid host name");
             } else if (h == "default" || h == "include" || h == "hostnames" || h == "volatile") {
@@ -361,6 +632,11 @@ parse_result parse_app_file(const std::string& path, std::string_view text) {
     if (const std::string* v = get("READY")) {
         if (!proto::valid_ready_mode(*v)) {
             error(at("READY"), "READY", "\"" + *v + "\" is not connect, notify or http:/path");
+        } else if (v->starts_with("http:") && !valid_url_path(v->substr(5))) {
+            error(at("READY"), "READY",
+                  "\"" + *v +
+                      "\": the path may hold only A-Z a-z 0-9 - . _ ~ / ! $ & ' ( ) * + , = : @ ? "
+                      "and %HH");
         } else if (*v == "notify" && app.kind != app_kind::podman &&
                    app.kind != app_kind::podman_systemd) {
             error(at("READY"), "READY",
@@ -375,7 +651,12 @@ parse_result parse_app_file(const std::string& path, std::string_view text) {
                               std::pair{"IDLE_TIMEOUT", &app.idle_timeout}}) {
         if (const std::string* v = get(key)) {
             if (!valid_nginx_time(*v)) {
-                error(at(key), key, "\"" + *v + "\" is not a time (e.g. 500ms, 30s, 5m, 1h)");
+                error(at(key), key,
+                      "\"" + *v +
+                          "\" is not a time (e.g. 500ms, 30s, 5m, 1h30m: units y M w d h m s ms, "
+                          "each at most once, in that order)");
+            } else if (std::string_view(key) == "START_TIMEOUT" && nginx_time_ms(*v) == 0u) {
+                error(at(key), key, "must be more than 0 (a start needs time)");
             } else {
                 *field = *v;
             }
@@ -403,9 +684,14 @@ parse_result parse_app_file(const std::string& path, std::string_view text) {
     }
 
     app.hosts_line = at("HOSTS");
+    if (const std::string* v = get("HOSTS");
+        v == nullptr || v->find_first_not_of(" \t") == std::string::npos) {
+        res.errors.push_back({path, at("HOSTS"), "HOSTS",
+                              "no HOSTS: nothing routes requests to this app", severity::warning});
+    }
     std::stable_sort(res.errors.begin(), res.errors.end(),
                      [](const diagnostic& a, const diagnostic& b) { return a.line < b.line; });
-    if (res.errors.empty()) {
+    if (count_errors(res.errors) == 0) {
         res.app = std::move(app);
     }
     return res;
@@ -441,11 +727,27 @@ dir_result load_apps_dir(const std::filesystem::path& dir) {
         }
         bool ok = true;
         for (const std::string& h : r.app->hosts) {
-            auto [it, inserted] = host_owner.emplace(h, f.string());
-            if (!inserted) {
-                res.errors.push_back({f.string(), r.app->hosts_line, "HOSTS",
-                                      "host \"" + h + "\" is already claimed by " + it->second});
-                ok = false;
+            // The names nginx's hostnames map would match with h (lower-case already):
+            // ".example.com" is example.com and *.example.com.
+            std::vector<std::string> claims;
+            if (h.starts_with(".")) {
+                claims = {h.substr(1), "*" + h};
+            } else {
+                claims = {h};
+            }
+            for (const std::string& c : claims) {
+                if (auto it = host_owner.find(c); it != host_owner.end()) {
+                    res.errors.push_back(
+                        {f.string(), r.app->hosts_line, "HOSTS",
+                         "host \"" + h + "\" is already claimed by " + it->second});
+                    ok = false;
+                    break;
+                }
+            }
+            if (ok) {
+                for (const std::string& c : claims) {
+                    host_owner.emplace(c, f.string());
+                }
             }
         }
         if (ok) {

@@ -13,15 +13,23 @@
 
 namespace ondemand::ctl {
 
-// One problem in one file: "FILE:LINE: KEY: message" (line 0 and empty key: the whole file).
+enum class severity { error, warning };
+
+// One problem in one file: "FILE:LINE: KEY: message" (line 0 and empty key: the whole file);
+// a warning reads "FILE:LINE: KEY: warning: message" and does not make the file invalid.
 struct diagnostic {
     std::string file;
     unsigned line = 0;
     std::string key;
     std::string message;
+    severity level = severity::error;
 
+    bool is_error() const { return level == severity::error; }
     std::string to_string() const;
 };
+
+// How many of `ds` are errors (not warnings).
+std::size_t count_errors(const std::vector<diagnostic>& ds);
 
 enum class app_kind { podman, podman_simple, podman_systemd, docker, exec };
 
@@ -46,8 +54,8 @@ struct app_config {
 };
 
 struct parse_result {
-    std::optional<app_config> app; // set when there is no error
-    std::vector<diagnostic> errors;
+    std::optional<app_config> app;  // set when there is no error (warnings allowed)
+    std::vector<diagnostic> errors; // errors and warnings
 };
 
 // Parses one app file's text; `path` names the file in diagnostics, and its stem is the app name.
@@ -61,14 +69,17 @@ struct dir_result {
 };
 dir_result load_apps_dir(const std::filesystem::path& dir);
 
-// nginx's time syntax: "0", "30", "500ms", "30s", "5m", "1h", "1m30s" (units ms s m h d w M y).
+// nginx's time syntax (ngx_parse_time): "0", "30", "500ms", "30s", "5m", "1h", "1m30s", "1m30";
+// units y M w d h m s ms, each at most once, in that order; a last number without a unit is
+// seconds.
 bool valid_nginx_time(std::string_view t);
 // The milliseconds a valid_nginx_time() string stands for, as nginx's ngx_parse_time(t, 0)
 // reads it (a number without a unit is seconds; M is 30 days, y 365); nothing when it is not
 // valid. Saturates at UINT64_MAX.
 std::optional<std::uint64_t> nginx_time_ms(std::string_view t);
-// A host name for nginx's `map ... { hostnames; }`: labels of [A-Za-z0-9-], optionally with a
-// leading "*." or a leading ".".
+// A host name for nginx's `map ... { hostnames; }` (the parser lower-cases HOSTS before, and
+// load_apps_dir() reports ".example.com" against "example.com"): labels of [A-Za-z0-9-], optionally
+// with a leading "*." or a leading ".".
 bool valid_host_name(std::string_view h);
 
 } // namespace ondemand::ctl

@@ -67,11 +67,36 @@ std::string gen_nginx(const std::vector<app_config>& apps, const gen_options& op
     out += "    hostnames;\n";
     out += "    default \"\";\n";
     for (const app_config& a : apps) {
-        for (const std::string& h : a.hosts) {
+        for (std::string h : a.hosts) {
+            // the parser lower-cases them already; an app_config built otherwise may not be
+            std::transform(h.begin(), h.end(), h.begin(), [](char c) {
+                return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+            });
             out += "    " + h + " " + a.name + ";\n";
         }
     }
     out += "}\n";
+    return out;
+}
+
+std::string nginx_check_conf(const std::string& dir, const std::string& module,
+                             const std::string& helper_socket, const std::string& variable) {
+    std::string out;
+    out += "load_module " + word(module) + ";\n";
+    out += "error_log " + word(dir + "/error.log") + " warn;\n";
+    out += "pid " + word(dir + "/nginx.pid") + ";\n";
+    out += "events { worker_connections 64; }\n";
+    out += "http {\n";
+    out += "    access_log off;\n";
+    for (const char* t : {"client_body", "proxy", "fastcgi", "uwsgi", "scgi"}) {
+        out += std::string("    ") + t + "_temp_path " + word(dir + "/tmp/" + t) + ";\n";
+    }
+    out += "    ondemand_zone ondemand_check:1m;\n";
+    out += "    ondemand_helper " + word("unix:" + helper_socket) + ";\n";
+    out += "    include " + word(dir + "/apps.conf") + ";\n";
+    out += "    server {\n        listen 127.0.0.1:1;\n";
+    out += "        location / { ondemand_app $" + variable + "; proxy_pass http://$" + variable +
+           "; }\n    }\n}\n";
     return out;
 }
 

@@ -18,6 +18,13 @@ struct gen_options {
 
 std::string gen_nginx(const std::vector<app_config>& apps, const gen_options& opts);
 
+// A whole nginx.conf for `ondemandctl check`'s `nginx -t -p DIR -c DIR/nginx.conf`: loads
+// `module`, keeps every path under `dir` (error.log, nginx.pid, tmp/), and includes
+// DIR/apps.conf (gen_nginx's output) in http{} with a server routing by $variable (as
+// scripts/nginx-skeleton writes for the tests).
+std::string nginx_check_conf(const std::string& dir, const std::string& module,
+                             const std::string& helper_socket, const std::string& variable);
+
 } // namespace ondemand::ctl
 
 #endif

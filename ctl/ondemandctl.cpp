@@ -18,12 +18,15 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -277,7 +280,7 @@ int cmd_list(const globals& g) {
         std::printf("%-20s  %-14s  %-40s  %s\n", a.name.c_str(),
                     std::string(ctl::kind_name(a.kind)).c_str(), a.unit().c_str(), hosts.c_str());
     }
-    return d.errors.empty() ? 0 : 1;
+    return ctl::count_errors(d.errors) == 0 ? 0 : 1;
 }
 
 // Sends `m` and waits for the answer about m.app (other apps' pushes are skipped).
@@ -368,8 +371,8 @@ int cmd_stop(const globals& g, const std::string& name) {
 
 int cmd_gen_nginx(const globals& g, const std::string& output, const std::string& variable) {
     ctl::dir_result d = ctl::load_apps_dir(g.apps_dir);
-    if (!d.errors.empty()) {
-        print_errors(d.errors);
+    print_errors(d.errors); // warnings too
+    if (ctl::count_errors(d.errors) != 0) {
         std::cerr << "gen-nginx: nothing written: fix the app files first\n";
         return 1;
     }
@@ -403,13 +406,77 @@ int cmd_gen_nginx(const globals& g, const std::string& output, const std::string
     return 0;
 }
 
-int cmd_check(const globals& g, const std::vector<std::string>& files) {
+// `check`'s last step: the include gen-nginx would write for `apps`, inside a minimal
+// nginx.conf that loads the module, through `nginx -t`. Returns 0 (passed), 1 (nginx refused
+// it: its output printed), or -1 (skipped: no module or no nginx; a note printed, or an error
+// when `required`).
+int nginx_test(const globals& g, const std::vector<ctl::app_config>& apps,
+               const std::string& module_flag, bool required) {
+    std::string module =
+        !module_flag.empty()
+            ? module_flag
+            : env_or("ONDEMAND_NGINX_MODULE", "/usr/lib/nginx/modules/ngx_http_ondemand_module.so");
+    std::string nginx = env_or("ONDEMAND_NGINX", "/usr/sbin/nginx");
+    std::error_code ec;
+    const char* missing = !fs::exists(module, ec)  ? "no module at "
+                          : !fs::exists(nginx, ec) ? "no nginx at "
+                                                   : nullptr;
+    if (missing != nullptr) {
+        std::string what = missing + (missing[3] == 'm' ? module : nginx);
+        std::cerr << "check: nginx -t " << (required ? "impossible: " : "skipped: ") << what
+                  << (required ? "" : " (--nginx-module SO or $ONDEMAND_NGINX_MODULE)") << "\n";
+        return required ? 1 : -1;
+    }
+    std::string tmpl = (fs::temp_directory_path() / "ondemandctl-check.XXXXXX").string();
+    if (::mkdtemp(tmpl.data()) == nullptr) {
+        throw std::runtime_error("cannot make a temporary directory: " +
+                                 std::string(std::strerror(errno)));
+    }
+    const std::string dir = tmpl;
+    fs::create_directories(dir + "/tmp");
+    ctl::gen_options opts;
+    opts.socket_dir = g.socket_dir;
+    opts.source = g.apps_dir;
+    std::ofstream(dir + "/apps.conf") << ctl::gen_nginx(apps, opts);
+    std::ofstream(dir + "/nginx.conf") << ctl::nginx_check_conf(dir, module, g.socket, "app");
+    std::string log = dir + "/nginx-t.out";
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        FILE* out = std::freopen(log.c_str(), "w", stdout);
+        if (out != nullptr && ::dup2(::fileno(out), 2) >= 0) {
+            std::string conf = dir + "/nginx.conf";
+            ::execl(nginx.c_str(), nginx.c_str(), "-t", "-q", "-p", dir.c_str(), "-c", conf.c_str(),
+                    static_cast<char*>(nullptr));
+        }
+        ::_exit(127);
+    }
+    int status = 0;
+    if (pid < 0 || ::waitpid(pid, &status, 0) < 0) {
+        fs::remove_all(dir, ec);
+        throw std::runtime_error("cannot run " + nginx);
+    }
+    std::ifstream in(log);
+    std::stringstream text;
+    text << in.rdbuf();
+    fs::remove_all(dir, ec);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        std::cerr << "check: nginx -t accepts the generated include (module " << module << ")\n";
+        return 0;
+    }
+    std::cerr << text.str() << "check: nginx -t refuses the generated include\n";
+    return 1;
+}
+
+int cmd_check(const globals& g, const std::vector<std::string>& files,
+              const std::string& nginx_module, bool nginx_required) {
     std::vector<ctl::diagnostic> errors;
+    std::vector<ctl::app_config> apps;
     std::size_t ok = 0;
     if (files.empty()) {
         ctl::dir_result d = ctl::load_apps_dir(g.apps_dir);
         errors = d.errors;
         ok = d.apps.size();
+        apps = d.apps;
     } else {
         for (const auto& f : files) {
             std::ifstream in(f, std::ios::binary);
@@ -422,11 +489,24 @@ int cmd_check(const globals& g, const std::vector<std::string>& files) {
             ctl::parse_result r = ctl::parse_app_file(f, buf.str());
             errors.insert(errors.end(), r.errors.begin(), r.errors.end());
             ok += r.app ? 1 : 0;
+            if (r.app) {
+                apps.push_back(std::move(*r.app));
+            }
         }
     }
     print_errors(errors);
-    std::printf("%zu app file(s) OK, %zu error(s)\n", ok, errors.size());
-    return errors.empty() ? 0 : 1;
+    std::size_t n_errors = ctl::count_errors(errors);
+    std::size_t n_warnings = errors.size() - n_errors;
+    std::printf("%zu app file(s) OK, %zu error(s)", ok, n_errors);
+    if (n_warnings != 0) {
+        std::printf(", %zu warning(s)", n_warnings); // warnings do not fail check
+    }
+    std::printf("\n");
+    if (n_errors != 0) {
+        return 1;
+    }
+    std::fflush(stdout);
+    return nginx_test(g, apps, nginx_module, nginx_required) == 1 ? 1 : 0;
 }
 
 } // namespace
@@ -497,6 +577,14 @@ int run(int argc, char** argv) {
     std::vector<std::string> files;
     auto* check = app.add_subcommand("check", "validate app files (default: all in --apps-dir)");
     check->add_option("FILE", files, "app files to check");
+    std::string nginx_module;
+    bool nginx_required = false;
+    check->add_option("--nginx-module", nginx_module,
+                      "the module nginx -t loads ($ONDEMAND_NGINX_MODULE, default "
+                      "/usr/lib/nginx/modules/ngx_http_ondemand_module.so)");
+    check->add_flag("--nginx", nginx_required,
+                    "fail when nginx -t cannot run (no module, no nginx); without it, nginx -t "
+                    "runs when the module is found");
 
     try {
         app.parse(argc, argv);
@@ -531,7 +619,7 @@ int run(int argc, char** argv) {
             return cmd_gen_nginx(g, output, variable);
         }
         if (*check) {
-            return cmd_check(g, files);
+            return cmd_check(g, files, nginx_module, nginx_required);
         }
     } catch (const std::exception& e) {
         std::cerr << "ondemandctl: " << e.what() << "\n";

@@ -78,12 +78,13 @@ namespace {
 
 class config_reader {
   public:
-    explicit config_reader(config_result& out) : out_(out) {}
+    config_reader(config_result& out, std::string_view source) : out_(out), source_(source) {}
 
     void read(const toml::table& table) {
         for (const auto& [key, node] : table) {
             std::string name(key.str());
-            std::string where = fmt::format("{} (line {})", name, node.source().begin.line);
+            // "FILE:LINE: KEY", as ondemandctl's diagnostics
+            std::string where = fmt::format("{}:{}: {}", source_, node.source().begin.line, name);
             try {
                 read_key(name, node, where);
             } catch (const std::invalid_argument& e) {
@@ -92,7 +93,7 @@ class config_reader {
         }
         if (peer_to_peer_ &&
             (!out_.values.bus || out_.values.bus->type != bus_address::kind::address)) {
-            error("peer_to_peer", "needs bus set to a D-Bus address");
+            error(fmt::format("{}: peer_to_peer", source_), "needs bus set to a D-Bus address");
         } else if (peer_to_peer_) {
             out_.values.bus->peer_to_peer = true;
         }
@@ -231,6 +232,7 @@ class config_reader {
     }
 
     config_result& out_;
+    std::string_view source_;
     bool peer_to_peer_ = false;
 };
 
@@ -242,10 +244,11 @@ config_result parse_config(std::string_view text, std::string_view source_name) 
     try {
         table = toml::parse(text, source_name);
     } catch (const toml::parse_error& e) {
-        out.errors.push_back(fmt::format("line {}: {}", e.source().begin.line, e.description()));
+        out.errors.push_back(
+            fmt::format("{}:{}: {}", source_name, e.source().begin.line, e.description()));
         return out;
     }
-    config_reader(out).read(table);
+    config_reader(out, source_name).read(table);
     return out;
 }
 
@@ -253,7 +256,7 @@ config_result load_config(const std::string& path) {
     std::ifstream in(path);
     if (!in) {
         config_result out;
-        out.errors.push_back(fmt::format("cannot read {}", path));
+        out.errors.push_back(fmt::format("{}: cannot read the file", path));
         return out;
     }
     std::stringstream text;

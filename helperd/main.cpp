@@ -41,7 +41,7 @@ std::optional<options> effective_options(const options& command_line) {
     }
     config_result file = load_config(command_line.config_path);
     for (const std::string& e : file.errors) {
-        log(log_level::error, "config {}: {}", command_line.config_path, e);
+        log(log_level::error, "{}", e); // FILE:LINE: KEY: message
     }
     if (!file.ok()) {
         return std::nullopt;

@@ -64,7 +64,9 @@ registry_load load_registry(const std::filesystem::path& apps_dir, const std::st
     ctl::dir_result dir = ctl::load_apps_dir(apps_dir);
     out.read = true;
     for (const ctl::diagnostic& d : dir.errors) {
-        out.problems.push_back(d.to_string());
+        if (d.is_error()) { // a warning (no HOSTS) is nginx's business, not helperd's
+            out.problems.push_back(d.to_string());
+        }
     }
     std::vector<registered_app> apps;
     apps.reserve(dir.apps.size());

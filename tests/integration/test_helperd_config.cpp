@@ -42,7 +42,7 @@ TEST_F(HelperdTest, SighupReloadsTheAllowlist) {
     ASSERT_EQ(::kill(helperd_pid_, SIGHUP), 0);
     ASSERT_TRUE(wait_notification("READY=1"));
     EXPECT_EQ(count_log("reload failed"), 1);
-    EXPECT_THAT(helperd_log(), HasSubstr("allow_units (line 1): must be an array"));
+    EXPECT_THAT(helperd_log(), HasSubstr("helperd.toml:1: allow_units: must be an array"));
     c->send("STATUS");
     EXPECT_THAT(c->read_line().value_or(""), StartsWith("APP reload ready " + unit + " since="))
         << "still serving, old rules kept";
@@ -93,9 +93,9 @@ TEST(HelperdCheckConfig, NamesEveryBadKey) {
     write_file(good, "bus = \"user\"\nallow_units = [\"ondemand-*.service\"]\n");
     std::string out;
     EXPECT_EQ(run_program({bin, "--config", bad, "--check-config"}, &out, true), 1);
-    EXPECT_THAT(out, HasSubstr("bus (line 1)"));
-    EXPECT_THAT(out, HasSubstr("socket_mode (line 2)"));
-    EXPECT_THAT(out, HasSubstr("colour (line 3): unknown key"));
+    EXPECT_THAT(out, HasSubstr(bad + ":1: bus: "));
+    EXPECT_THAT(out, HasSubstr(bad + ":2: socket_mode: "));
+    EXPECT_THAT(out, HasSubstr(bad + ":3: colour: unknown key"));
     out.clear();
     EXPECT_EQ(run_program({bin, "--config", good, "--check-config"}, &out, true), 0);
     EXPECT_THAT(out, HasSubstr("OK"));

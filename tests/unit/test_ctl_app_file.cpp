@@ -103,8 +103,8 @@ TEST(CtlAppFile, ErrorsNameFileLineAndKey) {
                                     "QUEUE=0\n"                    // 8
                                     "FAILED_STATUS=500\n"          // 9
                                     "HOSTS=ok.example bad_host!\n" // 10
-                                    "CMD=\"unterminated\n"         // 11
-                                    "EXEC=/bin/x\n");              // 12
+                                    "EXEC=/bin/x\n"                // 11
+                                    "CMD=\"unterminated\n");       // 12
     EXPECT_FALSE(r.app);
     std::string all = errors_of(r);
     EXPECT_NE(all.find("/etc/ondemand/apps/bad.conf:1: KIND: \"dockr\" is not one of"),
@@ -122,8 +122,8 @@ TEST(CtlAppFile, ErrorsNameFileLineAndKey) {
     EXPECT_NE(all.find("bad.conf:10: HOSTS: \"bad_host!\" is not a valid host name"),
               std::string::npos)
         << all;
-    EXPECT_NE(all.find("bad.conf:11: CMD: unterminated quote"), std::string::npos) << all;
-    EXPECT_NE(all.find("bad.conf:12: EXEC: only for KIND=exec"), std::string::npos) << all;
+    EXPECT_NE(all.find("bad.conf:12: CMD: unterminated quote"), std::string::npos) << all;
+    EXPECT_NE(all.find("bad.conf:11: EXEC: only for KIND=exec"), std::string::npos) << all;
     // sorted by line
     for (std::size_t i = 1; i < r.errors.size(); ++i) {
         EXPECT_LE(r.errors[i - 1].line, r.errors[i].line);
@@ -157,9 +157,51 @@ TEST(CtlAppFile, FileNameIsTheAppName) {
     EXPECT_TRUE(parse_app_file("/x/my.app_1-2.conf", "IMAGE=i\n").app);
 }
 
-TEST(CtlAppFile, LineContinuationsAreRefused) {
-    std::string e = errors_of(parse_app_file("a.conf", "IMAGE=i\nCMD=/bin/x \\\n  --flag\n"));
-    EXPECT_NE(e.find("a.conf:2: line continuations"), std::string::npos) << e;
+TEST(CtlAppFile, ValuesAreReadAsSystemdReadsAnEnvironmentFile) {
+    struct row {
+        const char* line; // after "CMD="
+        const char* value;
+    };
+    for (const row& r : std::initializer_list<row>{
+             {R"("a\"b")", R"(a"b)"},
+             {R"("a\\b")", R"(a\b)"},
+             {R"("a\$b\`c")", "a$b`c"},
+             {R"("a\nb")", R"(a\nb)"}, // other escapes keep their backslash in double quotes
+             {R"('a\"b')", R"(a\"b)"}, // single quotes are literal
+             {R"('a "b" c')", R"(a "b" c)"},
+             {R"('it''s')", "its"},
+             {R"("a b" c)", "a bc"},
+             {R"(a\"b)", R"(a"b)"}, // unquoted: a backslash escapes any character
+             {R"(a\\b)", R"(a\b)"},
+             {"x   ", "x"},
+             {"a\\  ", "a "}, // an escaped space is kept, the one after it trimmed
+             {"a#b;c", "a#b;c"},
+             {"", ""},
+             {"\"\"", ""},
+             {"/bin/x \\\n  --flag", "/bin/x   --flag"}, // line continuation
+             {"\"one \\\ntwo\"", "one two"},
+             {"caf\xc3\xa9", "caf\xc3\xa9"},
+         }) {
+        parse_result p = parse_app_file("a.conf", std::string("IMAGE=i\nCMD=") + r.line + "\n");
+        ASSERT_TRUE(p.app) << r.line << ": " << errors_of(p);
+        EXPECT_EQ(p.app->cmd, r.value) << r.line;
+    }
+    // the line after a continuation keeps its number
+    std::string e =
+        errors_of(parse_app_file("a.conf", "IMAGE=i\nCMD=/bin/x \\\n  --flag\nQUEUE=x\n"));
+    EXPECT_NE(e.find("a.conf:4: QUEUE:"), std::string::npos) << e;
+}
+
+TEST(CtlAppFile, InvalidUtf8AndUnterminatedQuotesAreErrors) {
+    for (const char* bad : {"caf\xc3", "\xc0\xaf", "\xed\xa0\x80", "\xff", "'\xe2\x82'"}) {
+        std::string e =
+            errors_of(parse_app_file("a.conf", std::string("IMAGE=i\nCMD=") + bad + "\n"));
+        EXPECT_NE(e.find("a.conf:2: CMD: invalid UTF-8"), std::string::npos) << e;
+    }
+    std::string e = errors_of(parse_app_file("a.conf", "IMAGE=i\nCMD=\"abc\n"));
+    EXPECT_NE(e.find("a.conf:2: CMD: unterminated quote"), std::string::npos) << e;
+    e = errors_of(parse_app_file("a.conf", "IMAGE=i\nCMD='abc\nQUEUE=1'\n"));
+    EXPECT_NE(e.find("a.conf:2: CMD: control characters"), std::string::npos) << e;
 }
 
 TEST(CtlAppFile, NginxTimes) {
@@ -206,4 +248,94 @@ TEST(CtlAppFile, DirectoryDuplicateHostsAndBadFiles) {
     dir_result missing = load_apps_dir(dir);
     EXPECT_TRUE(missing.apps.empty());
     ASSERT_EQ(missing.errors.size(), 1u);
+}
+
+TEST(CtlAppFile, AnImageStartingWithADashIsRefusedAsItWouldBeAPodmanOption) {
+    std::string e = errors_of(parse_app_file("a.conf", "IMAGE=--privileged\n"));
+    EXPECT_NE(e.find("a.conf:1: IMAGE: "), std::string::npos) << e;
+    EXPECT_FALSE(parse_app_file("a.conf", "IMAGE=-i\n").app);
+    EXPECT_TRUE(parse_app_file("a.conf", "IMAGE=docker.io/library/nginx:1-alpine\n").app);
+}
+
+TEST(CtlAppFile, UnknownKeysAreErrorsForEveryKindWithADidYouMeanHint) {
+    std::string e = errors_of(parse_app_file("a.conf", "EXEC=/bin/x\nIDLE_TIMOUT=5m\n"));
+    EXPECT_NE(e.find("a.conf:2: IDLE_TIMOUT: unknown key; did you mean IDLE_TIMEOUT?"),
+              std::string::npos)
+        << e;
+    e = errors_of(parse_app_file("a.conf", "IMAGE=i\nHOST=a.example\n"));
+    EXPECT_NE(e.find("a.conf:2: HOST: unknown key; did you mean HOSTS?"), std::string::npos) << e;
+    e = errors_of(parse_app_file("a.conf", "IMAGE=i\nFOO=1\n"));
+    EXPECT_NE(e.find("a.conf:2: FOO: unknown key"), std::string::npos) << e;
+    EXPECT_EQ(e.find("did you mean"), std::string::npos) << e;
+}
+
+TEST(CtlAppFile, ReadyHttpPathsHoldOnlyUrlPathCharacters) {
+    for (const char* ok : {"http:/", "http:/healthz", "http:/a-b._~/%2F!$&'()*+,=:@?x=1"}) {
+        EXPECT_TRUE(parse_app_file("a.conf", std::string("IMAGE=i\nREADY=") + ok + "\n").app) << ok;
+    }
+    for (const char* bad : {"http:/a;b", "http:/{x}", "http:/a#b", "http:/a\"b", "http:/a b",
+                            "http:/a\\b", "http:/a<b>", "http:/a`b", "http:/a^b", "http:/a|b"}) {
+        std::string e =
+            errors_of(parse_app_file("a.conf", std::string("IMAGE=i\nREADY='") + bad + "'\n"));
+        EXPECT_NE(e.find("a.conf:2: READY: "), std::string::npos) << bad << ": " << e;
+    }
+}
+
+TEST(CtlAppFile, NginxTimesFollowNginxsGrammarUnitsDecreasingEachOnce) {
+    for (const char* t : {"1y1M1w1d1h1m1s1ms", "1m30", "1h30m", "1s500ms", "0s"}) {
+        EXPECT_TRUE(valid_nginx_time(t)) << t;
+    }
+    for (const char* t : {"30s1m", "1s1s", "1ms1s", "5m1h", "1d1y", "1m1m", "1ms1ms"}) {
+        EXPECT_FALSE(valid_nginx_time(t)) << t;
+    }
+    EXPECT_EQ(nginx_time_ms("1m30"), 90'000u);
+}
+
+TEST(CtlAppFile, AStartTimeoutOfZeroIsRefusedButAnIdleTimeoutOfZeroMeansNeverStop) {
+    std::string e = errors_of(parse_app_file("a.conf", "IMAGE=i\nSTART_TIMEOUT=0\n"));
+    EXPECT_NE(e.find("a.conf:2: START_TIMEOUT: "), std::string::npos) << e;
+    EXPECT_FALSE(parse_app_file("a.conf", "IMAGE=i\nSTART_TIMEOUT=0s\n").app);
+    EXPECT_TRUE(parse_app_file("a.conf", "IMAGE=i\nIDLE_TIMEOUT=0\n").app);
+}
+
+TEST(CtlAppFile, AnAppWithoutHostsGetsAWarningThatDoesNotMakeItInvalid) {
+    parse_result r = parse_app_file("/x/a.conf", "IMAGE=i\n");
+    ASSERT_TRUE(r.app) << errors_of(r);
+    ASSERT_EQ(r.errors.size(), 1u) << errors_of(r);
+    EXPECT_EQ(r.errors[0].level, severity::warning);
+    EXPECT_EQ(r.errors[0].to_string(),
+              "/x/a.conf: HOSTS: warning: no HOSTS: nothing routes requests to this app");
+    parse_result h = parse_app_file("/x/a.conf", "IMAGE=i\nHOSTS=a.example\n");
+    EXPECT_TRUE(h.errors.empty()) << errors_of(h);
+    diagnostic d{"/x/a.conf", 3, "K", "bad"};
+    EXPECT_EQ(d.to_string(), "/x/a.conf:3: K: bad");
+}
+
+TEST(CtlAppFile, HostNamesAreComparedCaseInsensitivelyAndADotPrefixClaimsTheBareName) {
+    namespace fs = std::filesystem;
+    fs::path dir = fs::temp_directory_path() / ("ondemand-ctl-hosts-" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+    auto write = [&](const char* name, const char* text) { std::ofstream(dir / name) << text; };
+    write("a.conf", "IMAGE=i\nHOSTS=Example.COM\n");
+    write("b.conf", "IMAGE=i\nHOSTS=example.com\n");
+    write("c.conf", "IMAGE=i\nHOSTS=.shop.example\n");
+    write("d.conf", "IMAGE=i\nHOSTS=shop.example\n");
+    write("e.conf", "IMAGE=i\nHOSTS=www.Other.Example\n");
+    dir_result d = load_apps_dir(dir);
+    std::string all;
+    for (const auto& e : d.errors) {
+        all += e.to_string() + "\n";
+    }
+    EXPECT_NE(all.find("b.conf:2: HOSTS: host \"example.com\" is already claimed by " +
+                       (dir / "a.conf").string()),
+              std::string::npos)
+        << all;
+    EXPECT_NE(all.find("d.conf:2: HOSTS: host \"shop.example\" is already claimed by " +
+                       (dir / "c.conf").string()),
+              std::string::npos)
+        << all;
+    ASSERT_EQ(d.apps.size(), 3u) << all;
+    EXPECT_EQ(d.apps[0].hosts, std::vector<std::string>{"example.com"});
+    EXPECT_EQ(d.apps[2].hosts, std::vector<std::string>{"www.other.example"});
+    fs::remove_all(dir);
 }

@@ -71,3 +71,25 @@ TEST(CtlGenNginx, NoAppsStillGivesAValidMap) {
               std::string::npos)
         << out;
 }
+
+TEST(CtlGenNginx, TheHostMapIsLowerCase) {
+    std::vector<app_config> apps{parsed("/e/a.conf", "IMAGE=i\nHOSTS=WWW.Example.COM\n"),
+                                 parsed("/e/b.conf", "IMAGE=i\nHOSTS=b.example\n")};
+    apps[1].hosts = {"Shop.Example"}; // an app_config not from the parser
+    std::string out = gen_nginx(apps, gen_options{});
+    EXPECT_NE(out.find("    www.example.com a;\n"), std::string::npos) << out;
+    EXPECT_NE(out.find("    shop.example b;\n"), std::string::npos) << out;
+}
+
+TEST(CtlGenNginx, CheckConfLoadsTheModuleAndIncludesTheGeneratedFile) {
+    std::string conf = nginx_check_conf("/tmp/od-check", "/usr/lib/nginx/modules/m.so",
+                                        "/run/ondemand/helperd.sock", "app");
+    EXPECT_EQ(conf.rfind("load_module /usr/lib/nginx/modules/m.so;\n", 0), 0u) << conf;
+    for (const char* want :
+         {"error_log /tmp/od-check/error.log", "pid /tmp/od-check/nginx.pid;",
+          "proxy_temp_path /tmp/od-check/tmp/proxy;", "ondemand_zone ondemand_check:1m;",
+          "ondemand_helper unix:/run/ondemand/helperd.sock;", "include /tmp/od-check/apps.conf;",
+          "location / { ondemand_app $app; proxy_pass http://$app; }"}) {
+        EXPECT_NE(conf.find(want), std::string::npos) << want << "\n" << conf;
+    }
+}

@@ -1,5 +1,6 @@
 // gen-nginx writes words nginx reads back as they are (found by tests/fuzz/fuzz_app_file.cpp):
-// a READY path holding ; { } # or quotes is quoted, and HOSTS refuses the map's keywords.
+// a READY path holding ; { } # or quotes is quoted (the parser refuses them now, gen_nginx still
+// quotes what it is given), and HOSTS refuses the map's keywords.
 #include "app_file.h"
 #include "gen_nginx.h"
 
@@ -10,8 +11,10 @@
 using namespace ondemand::ctl;
 
 TEST(CtlNginxWords, ReadyPathWithSpecialsIsQuoted) {
-    parse_result r = parse_app_file("/e/z.conf", "EXEC=x\nREADY=http:/a;b{c}#d\"e\\f\n");
+    EXPECT_FALSE(parse_app_file("/e/z.conf", "EXEC=x\nREADY='http:/a;b{c}#d\"e\\f'\n").app);
+    parse_result r = parse_app_file("/e/z.conf", "EXEC=x\n");
     ASSERT_TRUE(r.app);
+    r.app->ready = "http:/a;b{c}#d\"e\\f";
     std::string conf = gen_nginx({*r.app}, gen_options{});
     EXPECT_NE(conf.find(R"(ondemand unit=ondemand-exec@z.service "ready=http:/a;b{c}#d\"e\\f";)"),
               std::string::npos)
