@@ -47,6 +47,23 @@ close $fh;
 isnt($st, 0, 'check: a bad file fails');
 like($out, qr/^\Q$bad\E:3: IDLE_TIMEOUT: "soon" is not a time/m, 'check: names file, line, key');
 
+# -- check --nginx: the generated include goes through a real `nginx -t` with the module
+my $module = repo_root() . '/build/modules/ngx_http_ondemand_module.so';
+($out, $st) = ctl('check', '--nginx', '--nginx-module', $module);
+is($st, 0, 'check --nginx: passes') or diag($out);
+like($out, qr/check: nginx -t accepts the generated include \(module \Q$module\E\)/,
+    'check --nginx: nginx -t ran on the generated include');
+my $not_a_module = testdir() . '/not-a-module.so';
+open($fh, '>', $not_a_module) or die;
+print $fh "not an ELF file\n";
+close $fh;
+($out, $st) = ctl('check', '--nginx', '--nginx-module', $not_a_module);
+isnt($st, 0, 'check --nginx: fails when nginx -t fails');
+like($out, qr/check: nginx -t refuses the generated include/, 'and says so, with nginx\'s output');
+($out, $st) = ctl('check', '--nginx-module', testdir() . '/missing.so');
+is($st, 0, 'check without --nginx: a missing module skips nginx -t');
+like($out, qr/check: nginx -t skipped: /, 'and says it was skipped');
+
 # -- gen-nginx: nginx accepts the include and routes by host
 my $include = testdir() . '/apps.conf';
 ($out, $st) = ctl('gen-nginx', '--output', $include);
