@@ -18,6 +18,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -442,8 +443,9 @@ int nginx_test(const globals& g, const std::vector<ctl::app_config>& apps,
     std::string log = dir + "/nginx-t.out";
     pid_t pid = ::fork();
     if (pid == 0) {
-        FILE* out = std::freopen(log.c_str(), "w", stdout);
-        if (out != nullptr && ::dup2(::fileno(out), 2) >= 0) {
+        // nginx's output (stdout and stderr) to the log file, for a refusal's report
+        int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd >= 0 && ::dup2(fd, 1) >= 0 && ::dup2(fd, 2) >= 0) {
             std::string conf = dir + "/nginx.conf";
             ::execl(nginx.c_str(), nginx.c_str(), "-t", "-q", "-p", dir.c_str(), "-c", conf.c_str(),
                     static_cast<char*>(nullptr));
