@@ -213,30 +213,23 @@ std::vector<waiter> app_core::start_failed(std::uint64_t attempt, failure_reason
 }
 
 app_core::stop_outcome app_core::stop_finished(std::uint64_t attempt) {
-    stop_outcome out;
-    if (attempt != attempt_ || phase_ != app_phase::stopping) {
-        return out;
-    }
-    out.waiters = std::move(stop_waiters_);
-    stop_waiters_.clear();
-    enter(app_phase::stopped);
-    if (start_queued_) {
-        start_queued_ = false;
-        begin_attempt(app_phase::starting);
-        unit_ = params_.unit;
-        out.start_next = true;
-    }
-    return out;
+    return end_stop(attempt, app_phase::stopped);
 }
 
 app_core::stop_outcome app_core::stop_abandoned(std::uint64_t attempt, bool unit_running) {
+    return end_stop(attempt, unit_running ? app_phase::ready : app_phase::stopped);
+}
+
+// The stop attempt is over, the app now `to`: its waiters are answered, and a START that came
+// meanwhile begins its attempt.
+app_core::stop_outcome app_core::end_stop(std::uint64_t attempt, app_phase to) {
     stop_outcome out;
     if (attempt != attempt_ || phase_ != app_phase::stopping) {
         return out;
     }
     out.waiters = std::move(stop_waiters_);
     stop_waiters_.clear();
-    enter(unit_running ? app_phase::ready : app_phase::stopped);
+    enter(to);
     if (start_queued_) {
         start_queued_ = false;
         begin_attempt(app_phase::starting);

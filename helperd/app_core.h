@@ -177,6 +177,7 @@ class app_core {
     void enter(app_phase phase);
     void begin_attempt(app_phase phase);
     void adopt_pending();
+    stop_outcome end_stop(std::uint64_t attempt, app_phase to);
 
     std::string name_;
     app_phase phase_ = app_phase::unknown;
