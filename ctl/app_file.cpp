@@ -1,5 +1,6 @@
 #include "app_file.h"
 
+#include "app_tenancy.h"
 #include "ondemand_protocol.h"
 
 #include <algorithm>
@@ -13,8 +14,9 @@ namespace ondemand::ctl {
 namespace {
 
 constexpr std::string_view known_keys[] = {
-    "KIND",  "IMAGE", "CMD",           "ARGS",         "PULL",  "EXEC",
-    "HOSTS", "READY", "START_TIMEOUT", "IDLE_TIMEOUT", "QUEUE", "FAILED_STATUS",
+    "KIND",  "IMAGE",   "CMD",           "ARGS",         "PULL",    "EXEC",
+    "HOSTS", "READY",   "START_TIMEOUT", "IDLE_TIMEOUT", "QUEUE",   "FAILED_STATUS",
+    "USER",  "WORKDIR", "MEMORY_MAX",    "CPU_WEIGHT",   "NETWORK",
 };
 
 bool is_known_key(std::string_view k) {
@@ -601,7 +603,8 @@ parse_result parse_app_file(const std::string& path, std::string_view text) {
         } else if (is_container(app.kind)) {
             error(line, key,
                   "unknown key (known: KIND IMAGE CMD ARGS PULL HOSTS READY "
-                  "START_TIMEOUT IDLE_TIMEOUT QUEUE FAILED_STATUS)");
+                  "START_TIMEOUT IDLE_TIMEOUT QUEUE FAILED_STATUS MEMORY_MAX CPU_WEIGHT "
+                  "NETWORK)");
         }
     }
     if (const std::string* v = get("CMD")) {
@@ -679,6 +682,10 @@ parse_result parse_app_file(const std::string& path, std::string_view text) {
             app.failed_status = *v;
         }
     }
+    parse_tenancy(app, get, at,
+                  [&](unsigned line, std::string_view key, std::string msg, severity level) {
+                      res.errors.push_back({path, line, std::string(key), std::move(msg), level});
+                  });
     if (!proto::valid_unit_name(app.unit())) {
         error(0, "", "\"" + app.unit() + "\" is not a valid unit name");
     }

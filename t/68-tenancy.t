@@ -34,6 +34,7 @@ my $apps = conf_dir() . '/apps';
 chmod 0750, $apps;
 my $sockdir = "$ENV{XDG_RUNTIME_DIR}/ondemand/apps";
 my $units = $ENV{ONDEMAND_SANDBOX_UNITS};
+$ENV{ONDEMAND_UNIT_DIR} = $units;    # check compares the drop-ins there with the app files
 my $app_bin = testapp_bin();
 write_app_conf('dyn', EXEC => "$app_bin --socket \$ONDEMAND_SOCKET --name dyn",
     HOSTS => 'dyn.localhost');
@@ -80,6 +81,9 @@ sub slurp {
 my ($out, $st) = ctl('check');
 is($st, 0, 'check: the app files are valid') or diag($out);
 unlike($out, qr/warning: mode/, 'check: 0640 files in a 0750 directory: no mode warning');
+like($out, qr{^\Q$apps\E/wiki\.conf: warning: the unit settings of this file differ from \Q$units\E/ondemand-exec\@wiki\.service\.d/50-ondemand-app\.conf: run ondemandctl apply$}m,
+    'check: an app whose keys are not applied yet is warned');
+like($out, qr{dyn\.conf: warning: the unit settings}, 'check: so is an exec app at the defaults (its own dynamic user)');
 chmod 0644, "$apps/wiki.conf";
 chmod 0755, $apps;
 ($out, $st) = ctl('check');
@@ -109,13 +113,16 @@ is($st, 0, 'apply') or diag($out);
 my $dropin = "$units/ondemand-exec\@wiki.service.d/50-ondemand-app.conf";
 like($out, qr/^apply: wrote \Q$dropin\E$/m, 'apply: writes the drop-in of the app with keys');
 like($out, qr/^apply: systemd reloaded/m, 'apply: reloads systemd');
-ok(!-e "$units/ondemand-exec\@dyn.service.d", 'apply: no drop-in for an app at the defaults');
+like(slurp("$units/ondemand-exec\@dyn.service.d/50-ondemand-app.conf"), qr/^\[Service\]\nUser=ondemand-dyn\n\z/m,
+    'apply: an exec app at the defaults gets a dynamic user of its own, named after it');
 my @sd = stat $sockdir;
 is(sprintf('%04o', $sd[2] & 07777), '0750', 'apply: the socket directory is 0750');
 is($sd[5], scalar getgrnam('www-data'), 'apply: and belongs to the group www-data');
 is($sd[4], 0, 'apply: and to root');
 ($out, $st) = ctl('apply', '--unit-dir', $units, '--nginx-group', 'www-data');
-like($out, qr/^apply: 0 written, 0 removed, 1 unchanged$/m, 'apply again: nothing to do') or diag($out);
+like($out, qr/^apply: 0 written, 0 removed, 2 unchanged$/m, 'apply again: nothing to do') or diag($out);
+($out) = ctl('check');
+unlike($out, qr/run ondemandctl apply/, 'check after apply: the drop-ins are up to date') or diag($out);
 
 my $w = show('ondemand-exec@wiki.service', qw(User DynamicUser WorkingDirectory MemoryMax CPUWeight
     PrivateNetwork Slice));
@@ -124,7 +131,7 @@ is_deeply($w, { User => 'nobody', DynamicUser => 'no', WorkingDirectory => '/usr
     Slice => 'ondemand-apps.slice' }, 'wiki: the app file\'s keys are its unit\'s settings');
 my $d = show('ondemand-exec@dyn.service', qw(User DynamicUser PrivateNetwork ProtectSystem
     ProtectHome PrivateTmp NoNewPrivileges PrivateDevices Slice MemoryMax));
-is_deeply($d, { User => '', DynamicUser => 'yes', PrivateNetwork => 'yes', ProtectSystem => 'strict',
+is_deeply($d, { User => 'ondemand-dyn', DynamicUser => 'yes', PrivateNetwork => 'yes', ProtectSystem => 'strict',
     ProtectHome => 'yes', PrivateTmp => 'yes', NoNewPrivileges => 'yes', PrivateDevices => 'yes',
     Slice => 'ondemand-apps.slice', MemoryMax => 'infinity' },
     'dyn: the template\'s defaults: a dynamic user, sandboxed, in ondemand-apps.slice');
@@ -173,20 +180,27 @@ if ($podman) {
     is($r->{status}, 200, 'web (podman): answers on its socket');
 }
 
-# -- a stale drop-in goes when its keys go
+# -- the drop-in follows the keys: gone keys, back to the defaults; a gone app, gone drop-in
 ($out, $st) = ctl('stop', 'wiki');
 write_app_conf('wiki', %wiki);
 chmod 0640, "$apps/wiki.conf";
 ($out, $st) = ctl('apply', '--unit-dir', $units, '--nginx-group', 'www-data');
 is($st, 0, 'apply after the keys are removed') or diag($out);
-like($out, qr/^apply: removed \Q$dropin\E$/m, 'apply: removes the stale drop-in');
-ok(!-e "$units/ondemand-exec\@wiki.service.d", 'apply: and its directory');
-is_deeply(show('ondemand-exec@wiki.service', qw(User DynamicUser MemoryMax)),
-    { User => '', DynamicUser => 'yes', MemoryMax => 'infinity' }, 'wiki: back to the defaults');
+like($out, qr/^apply: wrote \Q$dropin\E$/m, 'apply: rewrites the drop-in');
+is_deeply(show('ondemand-exec@wiki.service', qw(User DynamicUser MemoryMax PrivateNetwork)),
+    { User => 'ondemand-wiki', DynamicUser => 'yes', MemoryMax => 'infinity', PrivateNetwork => 'yes' },
+    'wiki: back to the defaults');
 ($out, $st) = ctl('start', 'wiki');
 is($st, 0, 'wiki starts again') or diag($out);
 my ($wuid2) = split /\s+/, proc_status(main_pid('ondemand-exec@wiki.service'))->{Uid} // '';
 ok($wuid2 >= 61184 && $wuid2 <= 65519, "wiki: now a dynamic user (uid $wuid2)");
+isnt($wuid2, $duid, 'wiki\'s dynamic user is not dyn\'s: each app a uid of its own');
+($out, $st) = ctl('stop', 'dyn');
+unlink "$apps/dyn.conf";
+($out, $st) = ctl('apply', '--unit-dir', $units, '--nginx-group', 'www-data');
+my $dyn_dropin = "$units/ondemand-exec\@dyn.service.d/50-ondemand-app.conf";
+like($out, qr/^apply: removed \Q$dyn_dropin\E$/m, 'apply: an app file removed: its drop-in goes');
+ok(!-e "$units/ondemand-exec\@dyn.service.d", 'apply: and its directory');
 
 # -- all apps capped together: the slice drop-in of docs/units.md
 mkdir "$units/ondemand-apps.slice.d";

@@ -80,11 +80,26 @@ TEST(CtlAppTenancy, ExecAppWithEveryTenancyKeyGetsADropIn) {
         << d;
 }
 
-TEST(CtlAppTenancy, DefaultsNeedNoDropIn) {
+TEST(CtlAppTenancy, AnExecAppAtTheDefaultsGetsADynamicUserOfItsOwn) {
     app_config a = must_parse("a.conf", "EXEC=/bin/x\nHOSTS=a.example\n");
     EXPECT_EQ(a.network, "none");
-    EXPECT_EQ(unit_dropin(a), "");
+    std::string d = unit_dropin(a);
+    EXPECT_EQ(d.substr(d.find("[Service]")), "[Service]\nUser=ondemand-a\n");
     a = must_parse("a.conf", "EXEC=/bin/x\nNETWORK=none\nHOSTS=a.example\n");
+    EXPECT_EQ(unit_dropin(a), d);
+    EXPECT_EQ(dynamic_user_name("wiki-2_x"), "ondemand-wiki-2_x");
+    // Not [a-z0-9_-], or too long for a user name (31): a prefix and a hash, distinct.
+    std::string upper = dynamic_user_name("Wiki"), lower = dynamic_user_name("wiki");
+    EXPECT_NE(upper, lower);
+    EXPECT_EQ(upper.substr(0, 14), "ondemand-wiki-");
+    std::string dotted = dynamic_user_name("my.app.example.com.with.a.long.name");
+    EXPECT_EQ(dotted.substr(0, 22), "ondemand-my_app_exampl");
+    EXPECT_LE(dotted.size(), 31u);
+    EXPECT_NE(dotted, dynamic_user_name("my.app.example.com.with.a.long.nam"));
+}
+
+TEST(CtlAppTenancy, ContainerDefaultsNeedNoDropIn) {
+    app_config a = must_parse("a.conf", "IMAGE=i\nHOSTS=a.example\n");
     EXPECT_EQ(unit_dropin(a), "");
     // A container's NETWORK reaches `podman run --network` through the template, not a drop-in.
     a = must_parse("a.conf", "IMAGE=i\nNETWORK=web\nHOSTS=a.example\n");
@@ -102,7 +117,8 @@ TEST(CtlAppTenancy, BadValuesAreErrorsNamingFileLineAndKey) {
     };
     for (const bad& b : {
              bad{"EXEC=x\nUSER=Bad User\n", "a.conf:2: USER: \"Bad User\" is not a user name"},
-             bad{"EXEC=x\nWORKDIR=srv/wiki\n", "a.conf:2: WORKDIR: \"srv/wiki\" is not an absolute"},
+             bad{"EXEC=x\nWORKDIR=srv/wiki\n",
+                 "a.conf:2: WORKDIR: \"srv/wiki\" is not an absolute"},
              bad{"EXEC=x\nWORKDIR=/srv/../etc\n", "a.conf:2: WORKDIR: "},
              bad{"EXEC=x\nWORKDIR=/srv/%n\n", "a.conf:2: WORKDIR: "},
              bad{"EXEC=x\nMEMORY_MAX=lots\n", "a.conf:2: MEMORY_MAX: \"lots\" is not a size"},
@@ -128,14 +144,13 @@ TEST(CtlAppTenancy, BadValuesAreErrorsNamingFileLineAndKey) {
 }
 
 TEST(CtlAppTenancy, GoodValues) {
-    for (const char* text : {"EXEC=x\nUSER=www-data\n", "EXEC=x\nUSER=1000\n",
-                             "EXEC=x\nUSER=_svc\n", "EXEC=x\nWORKDIR=/srv/my-app_1.0/x\n",
-                             "EXEC=x\nMEMORY_MAX=1073741824\n", "EXEC=x\nMEMORY_MAX=2G\n",
-                             "EXEC=x\nMEMORY_MAX=50%\n", "EXEC=x\nMEMORY_MAX=infinity\n",
-                             "EXEC=x\nCPU_WEIGHT=1\n", "EXEC=x\nCPU_WEIGHT=10000\n",
-                             "IMAGE=i\nNETWORK=host\n", "IMAGE=i\nNETWORK=my_net.1-a\n",
-                             "KIND=docker\nIMAGE=i\nNETWORK=bridge\n",
-                             "IMAGE=i\nARGS=--networkish=1\n"}) {
+    for (const char* text :
+         {"EXEC=x\nUSER=www-data\n", "EXEC=x\nUSER=1000\n", "EXEC=x\nUSER=_svc\n",
+          "EXEC=x\nWORKDIR=/srv/my-app_1.0/x\n", "EXEC=x\nMEMORY_MAX=1073741824\n",
+          "EXEC=x\nMEMORY_MAX=2G\n", "EXEC=x\nMEMORY_MAX=50%\n", "EXEC=x\nMEMORY_MAX=infinity\n",
+          "EXEC=x\nCPU_WEIGHT=1\n", "EXEC=x\nCPU_WEIGHT=10000\n", "IMAGE=i\nNETWORK=host\n",
+          "IMAGE=i\nNETWORK=my_net.1-a\n", "KIND=docker\nIMAGE=i\nNETWORK=bridge\n",
+          "IMAGE=i\nARGS=--networkish=1\n"}) {
         parse_result r = parse_app_file("a.conf", text);
         EXPECT_TRUE(r.app) << text << errors_of(r);
     }
@@ -144,8 +159,7 @@ TEST(CtlAppTenancy, GoodValues) {
 TEST(CtlAppTenancy, UserRootIsAWarning) {
     parse_result r = parse_app_file("a.conf", "EXEC=x\nUSER=root\nHOSTS=a.example\n");
     ASSERT_TRUE(r.app) << errors_of(r);
-    EXPECT_NE(errors_of(r).find("a.conf:2: USER: warning: the app runs as root"),
-              std::string::npos)
+    EXPECT_NE(errors_of(r).find("a.conf:2: USER: warning: the app runs as root"), std::string::npos)
         << errors_of(r);
 }
 
@@ -170,13 +184,15 @@ TEST(CtlAppTenancy, ApplyWritesChangesAndRemovesStaleDropIns) {
     fs::create_directories(t.path / "ondemand-exec@wiki.service.d");
     std::ofstream(t.path / "ondemand-exec@wiki.service.d/90-mine.conf") << "[Service]\n";
     apply_result r = apply_dropins(apps, t.path);
-    EXPECT_EQ(r.written.size(), 2u);
+    EXPECT_EQ(r.written.size(), 3u);
     EXPECT_TRUE(r.removed.empty());
     fs::path wiki = t.path / "ondemand-exec@wiki.service.d/50-ondemand-app.conf";
     fs::path blog = t.path / "ondemand-podman@blog.service.d/50-ondemand-app.conf";
     EXPECT_NE(slurp(wiki).find("User=wiki\n"), std::string::npos);
     EXPECT_NE(slurp(blog).find("MemoryMax=256M\n"), std::string::npos);
-    EXPECT_FALSE(fs::exists(t.path / "ondemand-exec@plain.service.d"));
+    EXPECT_NE(slurp(t.path / "ondemand-exec@plain.service.d/50-ondemand-app.conf")
+                  .find("User=ondemand-plain\n"),
+              std::string::npos);
     struct stat st {};
     ASSERT_EQ(::stat(wiki.c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 0777, 0644u);
@@ -184,27 +200,50 @@ TEST(CtlAppTenancy, ApplyWritesChangesAndRemovesStaleDropIns) {
     // Again: nothing to do.
     r = apply_dropins(apps, t.path);
     EXPECT_FALSE(r.changed());
-    EXPECT_EQ(r.unchanged.size(), 2u);
+    EXPECT_EQ(r.unchanged.size(), 3u);
 
-    // wiki drops USER (its drop-in goes, the operator's stays), blog is removed, plain gets a
-    // limit.
+    // wiki drops USER (back to a dynamic user), blog is removed, plain gets a limit.
     apps = {must_parse("/e/wiki.conf", "EXEC=x\nHOSTS=w.example\n"),
             must_parse("/e/plain.conf", "EXEC=x\nCPU_WEIGHT=20\nHOSTS=p.example\n")};
     r = apply_dropins(apps, t.path);
-    EXPECT_EQ(r.removed.size(), 2u);
-    EXPECT_EQ(r.written.size(), 1u);
+    EXPECT_EQ(r.removed.size(), 1u);
+    EXPECT_EQ(r.written.size(), 2u);
+    EXPECT_NE(slurp(wiki).find("User=ondemand-wiki\n"), std::string::npos);
+    EXPECT_EQ(slurp(wiki).find("DynamicUser=no"), std::string::npos);
+
+    // wiki is removed: its drop-in goes, the operator's own one next to it stays.
+    apps.erase(apps.begin());
+    r = apply_dropins(apps, t.path);
+    EXPECT_EQ(r.removed.size(), 1u);
     EXPECT_FALSE(fs::exists(wiki));
     EXPECT_TRUE(fs::exists(t.path / "ondemand-exec@wiki.service.d/90-mine.conf"));
     EXPECT_FALSE(fs::exists(t.path / "ondemand-podman@blog.service.d"));
-    EXPECT_NE(slurp(t.path / "ondemand-exec@plain.service.d/50-ondemand-app.conf")
-                  .find("CPUWeight=20\n"),
-              std::string::npos);
+    EXPECT_NE(
+        slurp(t.path / "ondemand-exec@plain.service.d/50-ondemand-app.conf").find("CPUWeight=20\n"),
+        std::string::npos);
 
     // A KIND change moves the drop-in to the new unit.
     apps = {must_parse("/e/plain.conf", "KIND=podman-simple\nIMAGE=i\nCPU_WEIGHT=20\n")};
     r = apply_dropins(apps, t.path);
     EXPECT_FALSE(fs::exists(t.path / "ondemand-exec@plain.service.d"));
     EXPECT_TRUE(fs::exists(t.path / "ondemand-podman-simple@plain.service.d/50-ondemand-app.conf"));
+}
+
+TEST(CtlAppTenancy, CheckWarnsAboutDropInsNotAppliedYet) {
+    temp_dir t;
+    std::vector<app_config> apps = {
+        must_parse("/e/wiki.conf", "EXEC=x\nUSER=wiki\nHOSTS=w.example\n"),
+        must_parse("/e/plain.conf", "IMAGE=i\nHOSTS=p.example\n"),
+    };
+    auto w = dropin_warnings(apps, t.path);
+    ASSERT_EQ(w.size(), 1u);
+    EXPECT_EQ(w[0].file, "/e/wiki.conf");
+    EXPECT_NE(w[0].message.find("run ondemandctl apply"), std::string::npos);
+    apply_dropins(apps, t.path);
+    EXPECT_TRUE(dropin_warnings(apps, t.path).empty());
+    // The key is removed from the file, the drop-in is still there.
+    apps[0] = must_parse("/e/wiki.conf", "EXEC=x\nHOSTS=w.example\n");
+    EXPECT_EQ(dropin_warnings(apps, t.path).size(), 1u);
 }
 
 TEST(CtlAppTenancy, FileModeWarnings) {
