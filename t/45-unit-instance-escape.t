@@ -5,7 +5,8 @@
 # templates pass %t and %i to the script as arguments ($1, $2) and quote them there, so even
 # that escaped text arrives byte for byte as data: the container name and volume carry it
 # exactly, and nothing runs. podman and docker are replaced by a recorder of their arguments
-# (a copy of each shipped template with only that path changed), so no engine is needed.
+# (a copy of each shipped template with only that path changed), so no engine is needed. The app
+# file's NETWORK (issue #15) reaches `--network=` the same way: as data.
 
 use strict;
 use warnings;
@@ -50,7 +51,9 @@ symlink($rec, "$dir/docker") or die;
 for my $name ($esc, $globbed) {
     my $conf = conf_dir() . "/apps/$name.conf";
     open($fh, '>', $conf) or die "$conf: $!";
-    print $fh "IMAGE=localhost/img:1\nCMD=/bin/app\n";
+    # NETWORK reaches `--network=` from the environment: even a value ondemandctl would refuse
+    # stays data
+    print $fh "IMAGE=localhost/img:1\nCMD=/bin/app\nNETWORK=\$(touch pwned4)\n";
     close $fh;
 }
 
@@ -82,10 +85,12 @@ for my $t (qw(podman podman-simple podman-systemd docker)) {
     is($after{'--name'}, "ondemand-$esc", "$t: the container name carries %i byte for byte");
     is($after{'-v'}, "$rt/ondemand/apps/$esc:/run/ondemand", "$t: so does the socket volume");
     is($args[-1], '/bin/app', "$t: the app file's CMD comes last");
+    is(scalar(grep { $_ eq '--network=$(touch pwned4)' } @args), 1,
+        "$t: NETWORK reaches --network= byte for byte");
     systemctl('stop', $unit);
     systemctl('reset-failed', $unit);
 }
-for my $f (qw(pwned pwned2 pwned3)) {
+for my $f (qw(pwned pwned2 pwned3 pwned4)) {
     ok(!-e "$dir/$f" && !-e "/$f" && !-e "$rt/$f" && !-e "$ENV{HOME}/$f", "nothing ran: no file $f");
 }
 
