@@ -172,13 +172,12 @@ void parse_tenancy(
         }
     }
     if (const std::string* v = get("NETWORK")) {
-        if (*v == "none" || *v == "host") {
-            app.network = *v;
-        } else if (exec) {
+        bool named = *v != "none" && *v != "host";
+        if (named && exec) {
             error("NETWORK", "\"" + *v +
                                  "\": an exec app's NETWORK is none (a private network: only "
                                  "its unix socket) or host; named networks are containers'");
-        } else if (!valid_network_name(*v)) {
+        } else if (named && !valid_network_name(*v)) {
             error("NETWORK", "\"" + *v +
                                  "\" is not none, host or a network's name (A-Z a-z 0-9 _ . -, "
                                  "starting with a letter or digit)");
@@ -190,13 +189,12 @@ void parse_tenancy(
         std::istringstream words(*v);
         std::string w;
         while (words >> w) {
-            if (exec) {
-                break;
-            }
             if (w == "--network" || w == "--net" || w.starts_with("--network=") ||
                 w.starts_with("--net=")) {
-                error("ARGS", "\"" + w + "\": set the network with NETWORK= (" + kind +
-                                  " would get two networks)");
+                std::string msg = "\"" + w + "\": set the network with NETWORK= (";
+                msg += kind;
+                msg += " would get two networks)";
+                error("ARGS", std::move(msg));
                 break;
             }
         }
