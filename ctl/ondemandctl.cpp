@@ -6,12 +6,14 @@
 //   stop APP          stop an app now
 //   gen-nginx         write the nginx include: one upstream per app file + `map $host $app`
 //   check [FILE...]   validate app files; errors name the file, the line and the key
+//   prepare [APP...]  make or refresh the bundles of KIND=oci apps (default: all of them)
 // See docs/units.md.
 #include "app_file.h"
 #include "gen_nginx.h"
 #include "helper_client.h"
 #include "ondemand_protocol.h"
 #include "ondemand_version.h"
+#include "prepare.h"
 #include "status_view.h"
 #include "unit_usage.h"
 
@@ -60,6 +62,15 @@ struct globals {
     bool key_file_given = false;
     // systemd's bus, for the units' memory and CPU: system, user, or a D-Bus address
     std::string bus = env_or("ONDEMAND_BUS", "system");
+    // KIND=oci bundles (the unit's %S/ondemand/oci), and podman's environment for prepare
+    std::string oci_dir = env_or("ONDEMAND_OCI_DIR", "/var/lib/ondemand/oci");
+    std::string podman_env = env_or("ONDEMAND_PODMAN_ENV", "");
+
+    ctl::oci_paths oci() const {
+        return {oci_dir, socket_dir,
+                podman_env.empty() ? (fs::path(apps_dir).parent_path() / "podman.env").string()
+                                   : podman_env};
+    }
 };
 
 // A connection to helperd, authenticated when the key file can be read.
@@ -496,6 +507,9 @@ int cmd_check(const globals& g, const std::vector<std::string>& files,
             }
         }
     }
+    for (auto& w : ctl::bundle_warnings(apps, g.oci())) {
+        errors.push_back(std::move(w));
+    }
     print_errors(errors);
     std::size_t n_errors = ctl::count_errors(errors);
     std::size_t n_warnings = errors.size() - n_errors;
@@ -587,13 +601,18 @@ int run(int argc, char** argv) {
     check->add_flag("--nginx", nginx_required,
                     "fail when nginx -t cannot run (no module, no nginx); without it, nginx -t "
                     "runs when the module is found");
+    std::vector<std::string> prepare_apps;
+    auto* prepare = app.add_subcommand(
+        "prepare", "make or refresh KIND=oci apps' bundles ($ONDEMAND_OCI_DIR; default: all)");
+    prepare->add_option("APP", prepare_apps, "the apps to prepare");
 
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
         if (auto unknown = unknown_command(app, argc, argv)) {
-            std::cerr << "ondemandctl: unknown command " << *unknown
-                      << " (commands: status, list, start, stop, gen-nginx, check; --help)\n";
+            std::cerr
+                << "ondemandctl: unknown command " << *unknown
+                << " (commands: status, list, start, stop, gen-nginx, check, prepare; --help)\n";
             return 2;
         }
         // --help and --version exit 0; any other usage error exits 2 (not CLI11's 100+ codes)
@@ -622,6 +641,9 @@ int run(int argc, char** argv) {
         }
         if (*check) {
             return cmd_check(g, files, nginx_module, nginx_required);
+        }
+        if (*prepare) {
+            return ctl::prepare_apps(g.apps_dir, prepare_apps, g.oci(), std::cout, std::cerr);
         }
     } catch (const std::exception& e) {
         std::cerr << "ondemandctl: " << e.what() << "\n";
