@@ -336,13 +336,15 @@ std::string_view kind_name(app_kind k) {
         return "docker";
     case app_kind::exec:
         return "exec";
+    case app_kind::oci:
+        return "oci";
     }
     return "podman";
 }
 
 std::optional<app_kind> parse_kind(std::string_view name) {
     for (app_kind k : {app_kind::podman, app_kind::podman_simple, app_kind::podman_systemd,
-                       app_kind::docker, app_kind::exec}) {
+                       app_kind::docker, app_kind::exec, app_kind::oci}) {
         if (kind_name(k) == name) {
             return k;
         }
@@ -550,7 +552,7 @@ parse_result parse_app_file(const std::string& path, std::string_view text) {
         } else {
             error(at("KIND"), "KIND",
                   "\"" + *k +
-                      "\" is not one of podman, podman-simple, podman-systemd, docker, exec");
+                      "\" is not one of podman, podman-simple, podman-systemd, docker, exec, oci");
         }
     } else if (get("EXEC") != nullptr && get("IMAGE") == nullptr) {
         app.kind = app_kind::exec;
@@ -571,7 +573,15 @@ parse_result parse_app_file(const std::string& path, std::string_view text) {
         if (get("EXEC") != nullptr) {
             error(at("EXEC"), "EXEC", "only for KIND=exec; a container's command is CMD");
         }
-        if (const std::string* v = get("PULL")) {
+        // KIND=oci runs crun on a bundle `ondemandctl prepare` made: no podman on the request path
+        for (std::string_view key : {"ARGS", "PULL"}) {
+            if (app.kind == app_kind::oci && get(key) != nullptr) {
+                error(
+                    at(key), std::string(key),
+                    "podman's, not for KIND=oci (crun runs a bundle made by ondemandctl prepare)");
+            }
+        }
+        if (const std::string* v = get("PULL"); v != nullptr && app.kind != app_kind::oci) {
             if (*v != "never" && *v != "missing" && *v != "always" && *v != "newer") {
                 error(at("PULL"), "PULL",
                       "\"" + *v + "\" is not one of never, missing, always, newer");

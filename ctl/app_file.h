@@ -31,7 +31,7 @@ struct diagnostic {
 // How many of `ds` are errors (not warnings).
 std::size_t count_errors(const std::vector<diagnostic>& ds);
 
-enum class app_kind { podman, podman_simple, podman_systemd, docker, exec };
+enum class app_kind { podman, podman_simple, podman_systemd, docker, exec, oci };
 
 std::string_view kind_name(app_kind k); // "podman", "podman-simple", ...
 std::optional<app_kind> parse_kind(std::string_view name);

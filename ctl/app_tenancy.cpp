@@ -177,6 +177,10 @@ void parse_tenancy(
             error("NETWORK", "\"" + *v +
                                  "\": an exec app's NETWORK is none (a private network: only "
                                  "its unix socket) or host; named networks are containers'");
+        } else if (named && app.kind == app_kind::oci) {
+            error("NETWORK", "\"" + *v +
+                                 "\": a KIND=oci app's NETWORK is none (its own network "
+                                 "namespace with only lo) or host; named networks need an engine");
         } else if (named && !valid_network_name(*v)) {
             error("NETWORK", "\"" + *v +
                                  "\" is not none, host or a network's name (A-Z a-z 0-9 _ . -, "

@@ -7,6 +7,7 @@
 //   gen-nginx         write the nginx include: one upstream per app file + `map $host $app`
 //   check [FILE...]   validate app files; errors name the file, the line and the key
 //   apply             the app files' unit settings as drop-ins (USER, MEMORY_MAX, ...)
+//   prepare [APP...]  make or refresh the bundles of KIND=oci apps (default: all of them)
 // See docs/units.md.
 #include "app_file.h"
 #include "app_tenancy.h"
@@ -15,6 +16,7 @@
 #include "helper_client.h"
 #include "ondemand_protocol.h"
 #include "ondemand_version.h"
+#include "prepare.h"
 #include "status_view.h"
 #include "unit_usage.h"
 
@@ -63,6 +65,15 @@ struct globals {
     bool key_file_given = false;
     // systemd's bus, for the units' memory and CPU: system, user, or a D-Bus address
     std::string bus = env_or("ONDEMAND_BUS", "system");
+    // KIND=oci bundles (the unit's %S/ondemand/oci), and podman's environment for prepare
+    std::string oci_dir = env_or("ONDEMAND_OCI_DIR", "/var/lib/ondemand/oci");
+    std::string podman_env = env_or("ONDEMAND_PODMAN_ENV", "");
+
+    ctl::oci_paths oci() const {
+        return {oci_dir, socket_dir,
+                podman_env.empty() ? (fs::path(apps_dir).parent_path() / "podman.env").string()
+                                   : podman_env};
+    }
 };
 
 // A connection to helperd, authenticated when the key file can be read.
@@ -512,6 +523,9 @@ int cmd_check(const globals& g, const std::vector<std::string>& files,
             }
         }
     }
+    for (auto& w : ctl::bundle_warnings(apps, g.oci())) {
+        errors.push_back(std::move(w));
+    }
     print_errors(errors);
     std::size_t n_errors = ctl::count_errors(errors);
     std::size_t n_warnings = errors.size() - n_errors;
@@ -603,6 +617,10 @@ int run(int argc, char** argv) {
     check->add_flag("--nginx", nginx_required,
                     "fail when nginx -t cannot run (no module, no nginx); without it, nginx -t "
                     "runs when the module is found");
+    std::vector<std::string> prepare_apps;
+    auto* prepare = app.add_subcommand(
+        "prepare", "make or refresh KIND=oci apps' bundles ($ONDEMAND_OCI_DIR; default: all)");
+    prepare->add_option("APP", prepare_apps, "the apps to prepare");
 
     ctl::apply_options apply_opts;
     apply_opts.unit_dir = env_or("ONDEMAND_UNIT_DIR", "/etc/systemd/system");
@@ -628,7 +646,7 @@ int run(int argc, char** argv) {
         if (auto unknown = unknown_command(app, argc, argv)) {
             std::cerr
                 << "ondemandctl: unknown command " << *unknown
-                << " (commands: status, list, start, stop, gen-nginx, check, apply; --help)\n";
+                << " (commands: status, list, start, stop, gen-nginx, check, apply, prepare; --help)\n";
             return 2;
         }
         // --help and --version exit 0; any other usage error exits 2 (not CLI11's 100+ codes)
@@ -664,6 +682,9 @@ int run(int argc, char** argv) {
             apply_opts.bus = g.bus;
             apply_opts.reload = !no_reload;
             return ctl::cmd_apply(apply_opts);
+        }
+        if (*prepare) {
+            return ctl::prepare_apps(g.apps_dir, prepare_apps, g.oci(), std::cout, std::cerr);
         }
     } catch (const std::exception& e) {
         std::cerr << "ondemandctl: " << e.what() << "\n";

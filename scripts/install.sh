@@ -50,7 +50,7 @@ DOCDIR=$PREFIX/share/doc/ondemand
 
 UNITS=(ondemand-helperd.service ondemand-helperd.socket ondemand-podman@.service
   ondemand-podman-simple@.service ondemand-podman-systemd@.service ondemand-docker@.service
-  ondemand-exec@.service ondemand-apps.slice)
+  ondemand-exec@.service ondemand-oci@.service ondemand-apps.slice)
 DOCS=(README.md docs/units.md docs/install.md docs/directives.md docs/helperd.md
   docs/lifecycle.md docs/PROTOCOL.md docs/design.md)
 

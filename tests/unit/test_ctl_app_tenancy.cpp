@@ -127,6 +127,8 @@ TEST(CtlAppTenancy, BadValuesAreErrorsNamingFileLineAndKey) {
              bad{"EXEC=x\nCPU_WEIGHT=0\n", "a.conf:2: CPU_WEIGHT: \"0\" is not a number from 1"},
              bad{"EXEC=x\nCPU_WEIGHT=10001\n", "a.conf:2: CPU_WEIGHT: "},
              bad{"EXEC=x\nNETWORK=web\n", "a.conf:2: NETWORK: \"web\": an exec app's NETWORK"},
+             bad{"KIND=oci\nIMAGE=i\nNETWORK=web\n",
+                 "a.conf:3: NETWORK: \"web\": a KIND=oci app's NETWORK is none"},
              bad{"IMAGE=i\nNETWORK=-x\n", "a.conf:2: NETWORK: \"-x\" is not none, host"},
              bad{"IMAGE=i\nNETWORK=container:db\n", "a.conf:2: NETWORK: "},
              bad{"IMAGE=i\nUSER=app\n", "a.conf:2: USER: only for KIND=exec"},
