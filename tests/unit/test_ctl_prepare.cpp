@@ -79,8 +79,9 @@ TEST(CtlPrepare, NetworkHostSharesTheHostsNetworkNamespace) {
                                     "KIND=oci\nIMAGE=localhost/blog:1\nNETWORK=host\n");
     ASSERT_TRUE(r.app);
     image_info img{"id", {}, {"/bin/blog"}, {}, "", ""};
+    json c = oci_config(*r.app, img, "/run/ondemand/apps");
     std::vector<std::string> ns;
-    for (const auto& n : oci_config(*r.app, img, "/run/ondemand/apps")["linux"]["namespaces"]) {
+    for (const auto& n : c["linux"]["namespaces"]) {
         ns.push_back(n["type"]);
     }
     EXPECT_EQ(ns, (std::vector<std::string>{"pid", "ipc", "uts", "mount"}));
