@@ -112,6 +112,9 @@ class app_driver {
     // name sorts after `after` ("" : from the first).
     std::vector<app_status> status(std::string_view after, std::size_t limit) const;
     std::size_t count(app_phase phase) const;
+    // The apps whose unit runs (ready, freezing or frozen), with their unit: what the memory
+    // sampler measures.
+    std::vector<std::pair<std::string, std::string>> running_units() const;
 
     // A client is gone: forget what it waits for, and the leases of `owners`.
     void forget_client(client_id client, const std::vector<std::string>& owners);
