@@ -168,17 +168,6 @@ std::size_t app_driver::count(app_phase phase) const {
                       [phase](const auto& e) { return e.second->core.phase() == phase; }));
 }
 
-std::vector<std::pair<std::string, std::string>> app_driver::running_units() const {
-    std::vector<std::pair<std::string, std::string>> out;
-    for (const auto& [name, a] : apps_) {
-        app_phase p = a->core.phase();
-        if (p == app_phase::ready || p == app_phase::freezing || p == app_phase::frozen) {
-            out.emplace_back(name, a->core.unit());
-        }
-    }
-    return out;
-}
-
 void app_driver::forget_client(client_id client, const std::vector<std::string>& owners) {
     for (auto& [name, a] : apps_) {
         (void)name;

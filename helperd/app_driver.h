@@ -196,6 +196,18 @@ class app_driver {
     callback_guard guard_;
 };
 
+// (Here, not in app_driver.cpp, which is over the project's 700-line cap already.)
+inline std::vector<std::pair<std::string, std::string>> app_driver::running_units() const {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto& [name, a] : apps_) {
+        app_phase p = a->core.phase();
+        if (p == app_phase::ready || p == app_phase::freezing || p == app_phase::frozen) {
+            out.emplace_back(name, a->core.unit());
+        }
+    }
+    return out;
+}
+
 } // namespace ondemand::helperd
 
 #endif
