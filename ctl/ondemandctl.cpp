@@ -14,6 +14,7 @@
 #include "cmd_apply.h"
 #include "gen_nginx.h"
 #include "helper_client.h"
+#include "nginx_check.h"
 #include "ondemand_protocol.h"
 #include "ondemand_version.h"
 #include "prepare.h"
@@ -421,66 +422,19 @@ int cmd_gen_nginx(const globals& g, const std::string& output, const std::string
     return 0;
 }
 
-// `check`'s last step: the include gen-nginx would write for `apps`, inside a minimal
-// nginx.conf that loads the module, through `nginx -t`. Returns 0 (passed), 1 (nginx refused
-// it: its output printed), or -1 (skipped: no module or no nginx; a note printed, or an error
-// when `required`).
+// `check`'s last step (nginx_check.h); the module and nginx from the flag or the environment.
 int nginx_test(const globals& g, const std::vector<ctl::app_config>& apps,
                const std::string& module_flag, bool required) {
-    std::string module =
-        !module_flag.empty()
-            ? module_flag
-            : env_or("ONDEMAND_NGINX_MODULE", "/usr/lib/nginx/modules/ngx_http_ondemand_module.so");
-    std::string nginx = env_or("ONDEMAND_NGINX", "/usr/sbin/nginx");
-    std::error_code ec;
-    const char* missing = !fs::exists(module, ec)  ? "no module at "
-                          : !fs::exists(nginx, ec) ? "no nginx at "
-                                                   : nullptr;
-    if (missing != nullptr) {
-        std::string what = missing + (missing[3] == 'm' ? module : nginx);
-        std::cerr << "check: nginx -t " << (required ? "impossible: " : "skipped: ") << what
-                  << (required ? "" : " (--nginx-module SO or $ONDEMAND_NGINX_MODULE)") << "\n";
-        return required ? 1 : -1;
-    }
-    std::string tmpl = (fs::temp_directory_path() / "ondemandctl-check.XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) {
-        throw std::runtime_error("cannot make a temporary directory: " +
-                                 std::string(std::strerror(errno)));
-    }
-    const std::string dir = tmpl;
-    fs::create_directories(dir + "/tmp");
-    ctl::gen_options opts;
-    opts.socket_dir = g.socket_dir;
-    opts.source = g.apps_dir;
-    std::ofstream(dir + "/apps.conf") << ctl::gen_nginx(apps, opts);
-    std::ofstream(dir + "/nginx.conf") << ctl::nginx_check_conf(dir, module, g.socket, "app");
-    std::string log = dir + "/nginx-t.out";
-    pid_t pid = ::fork();
-    if (pid == 0) {
-        // nginx's output (stdout and stderr) to the log file, for a refusal's report
-        int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (fd >= 0 && ::dup2(fd, 1) >= 0 && ::dup2(fd, 2) >= 0) {
-            std::string conf = dir + "/nginx.conf";
-            ::execl(nginx.c_str(), nginx.c_str(), "-t", "-q", "-p", dir.c_str(), "-c", conf.c_str(),
-                    static_cast<char*>(nullptr));
-        }
-        ::_exit(127);
-    }
-    int status = 0;
-    if (pid < 0 || ::waitpid(pid, &status, 0) < 0) {
-        fs::remove_all(dir, ec);
-        throw std::runtime_error("cannot run " + nginx);
-    }
-    std::ifstream in(log);
-    std::stringstream text;
-    text << in.rdbuf();
-    fs::remove_all(dir, ec);
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-        std::cerr << "check: nginx -t accepts the generated include (module " << module << ")\n";
-        return 0;
-    }
-    std::cerr << text.str() << "check: nginx -t refuses the generated include\n";
-    return 1;
+    ctl::nginx_check_options o;
+    o.module = !module_flag.empty() ? module_flag
+                                    : env_or("ONDEMAND_NGINX_MODULE",
+                                             "/usr/lib/nginx/modules/ngx_http_ondemand_module.so");
+    o.nginx = env_or("ONDEMAND_NGINX", "/usr/sbin/nginx");
+    o.gen.socket_dir = g.socket_dir;
+    o.gen.source = g.apps_dir;
+    o.helperd_socket = g.socket;
+    o.required = required;
+    return ctl::nginx_check(apps, o);
 }
 
 int cmd_check(const globals& g, const std::vector<std::string>& files,
@@ -644,9 +598,9 @@ int run(int argc, char** argv) {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
         if (auto unknown = unknown_command(app, argc, argv)) {
-            std::cerr
-                << "ondemandctl: unknown command " << *unknown
-                << " (commands: status, list, start, stop, gen-nginx, check, apply, prepare; --help)\n";
+            std::cerr << "ondemandctl: unknown command " << *unknown
+                      << " (commands: status, list, start, stop, gen-nginx, check, apply, prepare; "
+                         "--help)\n";
             return 2;
         }
         // --help and --version exit 0; any other usage error exits 2 (not CLI11's 100+ codes)
