@@ -3,7 +3,9 @@
 # podman: the project's unit templates (units/ondemand-podman@.service: Type=notify via conmon;
 # units/ondemand-podman-simple@.service: Type=simple) run the tiny local image
 # (scripts/image/build: busybox + the static test app) with private podman storage in the sandbox
-# (scripts/podman-config, as in t/ and the demo). Per round and template:
+# (scripts/podman-config, as in t/ and the demo); units/ondemand-podman-systemd@.service runs a
+# Debian root with systemd as its init and the app as its unit (scripts/image/build-systemd).
+# Per round and template:
 #   probe  the runtime's own start-to-socket time: bench/tools/startprobe does StartUnit on the
 #          unit and connects to the container's socket every 50 us (no nginx, no helperd);
 #   od     the first request through nginx + ondemand (ready=connect) to a fresh app; overhead as
@@ -40,7 +42,18 @@ section_containers() {
   for t in ondemand-podman@.service ondemand-podman-simple@.service; do
     install_unit "$t" "$(cat "$TOP/units/$t")"
   done
-  local shapes=(podman podman-simple) s r app ups='' port
+  local shapes=(podman podman-simple) s r app ups='' port simage=localhost/ondemand-testapp-systemd:latest
+  # podman-systemd: a Debian root with systemd as init (scripts/image/build-systemd, cached in
+  # build/image-systemd; the first build takes minutes), where the app is a Type=notify unit
+  if command -v mmdebstrap >/dev/null &&
+     env "${penv[@]}" IMAGE="$simage" "$TOP/scripts/image/build-systemd" "$BUILD/image-systemd" \
+       >/dev/null 2>"$WORK/image-systemd.log"; then
+    install_unit ondemand-podman-systemd@.service "$(cat "$TOP/units/ondemand-podman-systemd@.service")"
+    shapes+=(podman-systemd)
+  else
+    blog "containers: podman-systemd: SKIPPED: no systemd image; see $WORK/image-systemd.log"
+    emit containers '"part":"podman-systemd","skipped":"no systemd image (mmdebstrap missing or no Debian mirror)"'
+  fi
   if containers_docker_up "$conf" "$tar"; then
     install_unit ondemand-docker@.service "$(cat "$TOP/units/ondemand-docker@.service")"
     shapes+=(docker)
@@ -50,6 +63,10 @@ section_containers() {
   for s in "${shapes[@]}"; do
     for (( r = 0; r <= CONT_RUNS; r++ )); do
       for app in "k${s//-/}p$r" "k${s//-/}o$r"; do
+        if [ "$s" = podman-systemd ]; then   # the image's own unit runs the app: only its name
+          printf 'IMAGE=%s\nARGS=-e TESTAPP_NAME=%s\n' "$simage" "$app" > "$conf/apps/$app.conf"
+          continue
+        fi
         printf 'IMAGE=%s\nCMD=/bin/ondemand-testapp --socket /run/ondemand/app.sock --name %s\n' \
           "$([ "$s" = docker ] && echo ondemand-testapp:latest || echo "$image")" "$app" > "$conf/apps/$app.conf"
       done
