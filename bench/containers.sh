@@ -3,7 +3,9 @@
 # podman: the project's unit templates (units/ondemand-podman@.service: Type=notify via conmon;
 # units/ondemand-podman-simple@.service: Type=simple) run the tiny local image
 # (scripts/image/build: busybox + the static test app) with private podman storage in the sandbox
-# (scripts/podman-config, as in t/ and the demo). Per round and template:
+# (scripts/podman-config, as in t/ and the demo); units/ondemand-podman-systemd@.service runs a
+# Debian root with systemd as its init and the app as its unit (scripts/image/build-systemd).
+# Per round and template:
 #   probe  the runtime's own start-to-socket time: bench/tools/startprobe does StartUnit on the
 #          unit and connects to the container's socket every 50 us (no nginx, no helperd);
 #   od     the first request through nginx + ondemand (ready=connect) to a fresh app; overhead as
@@ -47,12 +49,27 @@ section_containers() {
     install_unit "$t" "$(cat "$TOP/units/$t")"
   done
   local shapes=(exec podman podman-simple) s r app ups='' port
+  local simage=localhost/ondemand-testapp-systemd:latest
   cp "$BIN/ondemand-testapp-static" "$SNAP/"
+  # the exec template's sandbox (PrivateTmp=, ProtectHome=) sees $SNAP only through this bind
+  mkdir -p "$ONDEMAND_SANDBOX_UNITS/ondemand-exec@.service.d"
+  install_unit ondemand-exec@.service.d/50-bench.conf "$(printf '[Service]\nBindReadOnlyPaths=%s' "$SNAP")"
   if [ -x /usr/bin/crun ] && git -C "$TOP" ls-files --error-unmatch units/ondemand-oci@.service >/dev/null 2>&1; then
     install_unit ondemand-oci@.service "$(cat "$TOP/units/ondemand-oci@.service")"
     shapes+=(oci)
   else
     emit containers '"part":"oci","skipped":"needs crun and the committed units/ondemand-oci@.service"'
+  fi
+  # podman-systemd: a Debian root with systemd as init (scripts/image/build-systemd, cached in
+  # build/image-systemd; the first build takes minutes), where the app is a Type=notify unit
+  if command -v mmdebstrap >/dev/null &&
+     env "${penv[@]}" IMAGE="$simage" "$TOP/scripts/image/build-systemd" "$BUILD/image-systemd" \
+       >/dev/null 2>"$WORK/image-systemd.log"; then
+    install_unit ondemand-podman-systemd@.service "$(cat "$TOP/units/ondemand-podman-systemd@.service")"
+    shapes+=(podman-systemd)
+  else
+    blog "containers: podman-systemd: SKIPPED: no systemd image; see $WORK/image-systemd.log"
+    emit containers '"part":"podman-systemd","skipped":"no systemd image (mmdebstrap missing or no Debian mirror)"'
   fi
   if containers_docker_up "$conf" "$tar"; then
     install_unit ondemand-docker@.service "$(cat "$TOP/units/ondemand-docker@.service")"
@@ -66,6 +83,9 @@ section_containers() {
         case $s in
           exec) printf 'KIND=exec\nEXEC=%s --socket $ONDEMAND_SOCKET --name %s\n' \
                   "$SNAP/ondemand-testapp-static" "$app" ;;
+          # the image's own unit runs the app: only its name
+          podman-systemd) printf 'KIND=podman-systemd\nIMAGE=%s\nARGS=-e TESTAPP_NAME=%s\n' \
+                  "$simage" "$app" ;;
           *) printf 'KIND=%s\nIMAGE=%s\nCMD=/bin/ondemand-testapp --socket /run/ondemand/app.sock --name %s\n' \
                "$s" "$([ "$s" = docker ] && echo ondemand-testapp:latest || echo "$image")" "$app" ;;
         esac > "$conf/apps/$app.conf"

@@ -25,6 +25,18 @@ NGINX=/usr/sbin/nginx
 blog() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 bdie() { blog "FATAL: $*"; exit 1; }
 
+# log_to FILE: from here on, stderr (blog's and every child's) goes through `tee -p` into FILE too.
+# Why: a bench run lasts minutes to an hour and is often started in the background with its
+# stderr on a pipe (`| tee`, `| tail`, a job runner). When that reader goes away, the next write
+# kills the writer with SIGPIPE: bash dies with 141 at its next blog line, without running its
+# EXIT trap (the sandbox, helperd and nginx stay up), and a child dies mid-way. tee -p
+# (--output-error=warn-nopipe) ignores SIGPIPE and keeps reading and writing FILE, so the pipe
+# bench/run writes to never loses its reader (t/72).
+log_to() {
+  : > "$1"
+  exec 2> >(exec tee -p -a "$1" >&2)
+}
+
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
 # wait_until TIMEOUT_MS CMD...: polls CMD every 10 ms (set-up and tear-down only, never timed).

@@ -20,6 +20,8 @@ PACKAGES=(
   # containers
   podman crun conmon runc catatonit fuse-overlayfs uidmap busybox-static
   docker.io containerd
+  # the Debian root with systemd inside for the podman-systemd template (scripts/image/build-systemd)
+  mmdebstrap
   # benchmarks
   wrk nghttp2-client hyperfine
   # code quality

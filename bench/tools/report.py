@@ -450,7 +450,9 @@ def containers(rep, raw):
               f"podman 4.3 (crun, private storage, `--network=none`), crun run directly on a bundle "
               f"`ondemandctl prepare` made (ondemand-oci@, issue #16) and docker 20.10 (a private dockerd, "
               f"`--network=none`) running the tiny local image "
-              f"(busybox + the static test app) through the project's unit templates. *runtime's own "
+              f"(busybox + the static test app) through the project's unit templates; podman-systemd runs a "
+              f"Debian 12 root with systemd as its init and the test app as its Type=notify unit "
+              f"(scripts/image/build-systemd). *runtime's own "
               f"start-to-socket*: `bench/tools/startprobe` (StartUnit, then connect every 50 µs; no nginx, "
               f"no helperd). *through ondemand*: the first request to a fresh app, `ready=connect`; overhead "
               f"as in section 2 = (request → StartUnit) + (socket accepts → answer). {rounds} rounds after "
@@ -461,6 +463,7 @@ def containers(rep, raw):
                             ("oci", "ondemand-oci@ (crun run on a prepared bundle)"),
                             ("podman", "ondemand-podman@ (Type=notify, conmon)"),
                             ("podman-simple", "ondemand-podman-simple@ (Type=simple)"),
+                            ("podman-systemd", "ondemand-podman-systemd@ (Type=notify, systemd in the container)"),
                             ("docker", "ondemand-docker@ (Type=simple, docker run)")):
             pr = [r for r in runs if r["variant"] == "probe-" + shape and r["ready_ms"] >= 0]
             od = [r for r in runs if r["variant"] == "od-" + shape]

@@ -15,7 +15,7 @@ use Ondemand::Stack;
 use Test::More;
 
 our @EXPORT = qw(
-  build_image image_name
+  build_image image_name systemd_image
   conf_dir write_app_conf install_template container_socket
   podman_setup podman
   start_dockerd docker docker_image_name
@@ -79,21 +79,46 @@ sub install_template {
     local $/;
     my $text = <$fh>;
     close $fh;
+    if ($name eq 'ondemand-exec@.service') {
+        # the sandboxed template sees the test app only through this bind (testapp_bin)
+        testapp_bin();
+        my $d = "$ENV{ONDEMAND_SANDBOX_UNITS}/ondemand-exec\@.service.d";
+        make_path($d);
+        open(my $dh, '>', "$d/50-testbed.conf") or croak "$d: $!";
+        print $dh "[Service]\nBindReadOnlyPaths=" . testapp_dir() . "\n";
+        close $dh or croak "$d: $!";
+    }
     return install_unit($name, $text);
 }
 
 # Private podman storage and a containers.conf that works in the sandbox's pure cgroup2
 # namespace (scripts/podman-config, shared with bench/ and the demo), which also writes
-# conf_dir()/podman.env for the units; imports the image.
+# conf_dir()/podman.env for the units; imports the image (not with image => 0).
 sub podman_setup {
+    my (%o) = @_;
     return $PODMAN if $PODMAN;
     my %env = map { /^([^=]+)=(.*)$/ ? ($1 => $2) : () }
         split /\n/, _must_run(repo_root() . '/scripts/podman-config', conf_dir(), testdir() . '/podman');
     croak 'scripts/podman-config printed no CONTAINERS_CONF' unless $env{CONTAINERS_CONF};
     $PODMAN = { env => \%env };
+    return $PODMAN if defined $o{image} && !$o{image};
     my ($out, $status) = podman('import', '-q', build_image(), image_name());
     croak "podman import failed:\n$out" if $status;
     return $PODMAN;
+}
+
+# The Debian 12 image with systemd inside (scripts/image/build-systemd), built once and cached in
+# build/image-systemd (mmdebstrap), imported into the test's podman storage as $name. Returns
+# (undef, reason) when it cannot be built because the Debian mirror is unreachable.
+sub systemd_image {
+    my ($name) = @_;
+    croak 'systemd_image: call podman_setup first' unless $PODMAN;
+    local $ENV{IMAGE} = $name;
+    my ($out, $status) = _cli($PODMAN, repo_root() . '/scripts/image/build-systemd',
+        repo_root() . '/build/image-systemd');
+    return (undef, 'mmdebstrap cannot reach the Debian mirror') if ($status >> 8) == 3;
+    croak "scripts/image/build-systemd failed:\n$out" if $status;
+    return ($name, $out);
 }
 
 # Runs podman with the test's storage; returns (output, status) or, in scalar context, output.
@@ -330,7 +355,13 @@ container (C</run/ondemand/app.sock> inside).
 
 Installs C<units/$file> unchanged into the sandbox.
 
-=item podman_setup(), podman(@args)
+=item systemd_image($name)
+
+Builds (or reuses) C<build/image-systemd/rootfs.tar> with C<scripts/image/build-systemd> and
+imports it as C<$name>; returns C<($name, $output)>, or C<(undef, $reason)> when the Debian
+mirror cannot be reached.
+
+=item podman_setup(image => 0), podman(@args)
 
 Private storage (C<testdir()/podman>), a containers.conf for the sandbox's pure cgroup2 namespace
 (C<cgroups = "disabled">, crun, cgroupfs, file events, k8s-file logs, no network), and

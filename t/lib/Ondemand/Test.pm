@@ -11,6 +11,7 @@ use Cwd qw(abs_path);
 use Errno qw(EINTR EAGAIN EWOULDBLOCK EINPROGRESS);
 use Exporter qw(import);
 use File::Basename qw(basename dirname);
+use File::Copy qw(copy);
 use File::Find ();
 use File::Path qw(make_path remove_tree);
 use File::Spec;
@@ -27,7 +28,7 @@ our @EXPORT = qw(
   repo_root testdir run_cmd
   sandbox_up sandbox_down
   install_unit systemctl unit_active
-  testapp_bin testapp_unit sockdir app_socket
+  testapp_bin testapp_dir testapp_unit sockdir app_socket
   start_daemon stop_daemon daemon_pid
   wait_for wait_log_line count_log_lines log_size
   http_get http_request http_get_unix http_request_unix http_get_many
@@ -137,11 +138,23 @@ sub unit_active {
 
 # ------------------------------------------------------------------------------------ testapp
 
+# The test app as units run it: a copy in testdir()/bin. The exec template's sandbox
+# (PrivateTmp=, ProtectHome=) hides a checkout under /tmp, /home or /root from the app, so the
+# test bed binds that directory into the template's namespace (install_template).
 sub testapp_bin {
-    my $bin = $ENV{ONDEMAND_TESTAPP} // "$ROOT/build/bin/ondemand-testapp";
-    croak "$bin is not built (build the project first, e.g. make)" unless -x $bin;
+    my $src = $ENV{ONDEMAND_TESTAPP} // "$ROOT/build/bin/ondemand-testapp";
+    croak "$src is not built (build the project first, e.g. make)" unless -x $src;
+    my $bin = testapp_dir() . '/ondemand-testapp';
+    if (!-x $bin) {
+        make_path(testapp_dir());
+        copy($src, "$bin.new") or croak "copy $src: $!";
+        chmod(0755, "$bin.new") or croak "chmod $bin.new: $!";
+        rename("$bin.new", $bin) or croak "rename $bin.new: $!";
+    }
     return $bin;
 }
+
+sub testapp_dir { testdir() . '/bin' }
 
 sub sockdir { testdir() . "/apps/$_[0]" }
 sub app_socket { sockdir($_[0]) . '/app.sock' }
