@@ -16,7 +16,7 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 
 .PHONY: all deps test-deps build helperd module test unit-test integration-test e2e-test demo bench \
-        format lint clean install uninstall deb test-deb version
+        format lint clean install uninstall deb test-deb version demo-deps bench-deps
 
 all: build
 
@@ -128,8 +128,10 @@ sanitize:
 sanitize-test: sanitize
 	scripts/sanitize-test
 
-demo: build
+demo-deps:
 	@scripts/deps.sh build demo
+
+demo: demo-deps build
 	scripts/demo
 
 # PREFIX and DESTDIR aware; copies files only (docs/install.md says what to run next).
@@ -139,8 +141,10 @@ install: build
 uninstall:
 	PREFIX=$(PREFIX) DESTDIR=$(DESTDIR) scripts/install.sh uninstall
 
-bench: build
+bench-deps:
 	@scripts/deps.sh build bench
+
+bench: bench-deps build
 	bench/run
 
 # The Debian packages (debian/), built with dpkg-buildpackage in a copy of the tree under
@@ -150,8 +154,7 @@ bench: build
 deb: deps
 	scripts/build-deb
 
-test-deb: deb
-	@scripts/deps.sh test
+test-deb: test-deps deb
 	scripts/test-deb
 
 format:
