@@ -79,29 +79,31 @@ FUZZ_MAX_LEN_app_core := 1024
 
 .PHONY: fuzz fuzz-build $(addprefix fuzz-,$(FUZZ_TARGETS))
 
-$(BIN)/ondemand-fuzz-protocol: tests/fuzz/fuzz_protocol.cpp proto/ondemand_protocol.cpp proto/ondemand_protocol.h
+$(BIN)/ondemand-fuzz-protocol: tests/fuzz/fuzz_protocol.cpp proto/ondemand_protocol.cpp proto/ondemand_protocol_text.cpp proto/ondemand_protocol.h
 	mkdir -p $(dir $@)
-	$(FUZZ_CXX) -I $(TOP)/proto -o $@ tests/fuzz/fuzz_protocol.cpp proto/ondemand_protocol.cpp
+	$(FUZZ_CXX) -I $(TOP)/proto -o $@ tests/fuzz/fuzz_protocol.cpp proto/ondemand_protocol.cpp proto/ondemand_protocol_text.cpp
 
 # toml++ as Debian ships it: the release shared library (TOML_HEADER_ONLY=0, as its CMake package).
 $(BIN)/ondemand-fuzz-config: tests/fuzz/fuzz_config.cpp helperd/config.cpp helperd/config.h \
-    helperd/options.cpp helperd/options.h helperd/log.cpp helperd/log.h proto/ondemand_protocol.cpp
+    helperd/options.cpp helperd/options.h helperd/log.cpp helperd/log.h proto/ondemand_protocol.cpp proto/ondemand_protocol_text.cpp
 	mkdir -p $(dir $@)
 	$(FUZZ_CXX) -DTOML_HEADER_ONLY=0 -DTOML_SHARED_LIB=1 -I $(TOP)/helperd -I $(TOP)/proto -o $@ \
 	  tests/fuzz/fuzz_config.cpp helperd/config.cpp helperd/options.cpp helperd/log.cpp \
-	  proto/ondemand_protocol.cpp -ltomlplusplus -lfmt -lsystemd
+	  proto/ondemand_protocol.cpp proto/ondemand_protocol_text.cpp -ltomlplusplus -lfmt -lsystemd
 
 $(BIN)/ondemand-fuzz-app_file: tests/fuzz/fuzz_app_file.cpp ctl/app_file.cpp ctl/app_file.h \
-    ctl/gen_nginx.cpp ctl/gen_nginx.h proto/ondemand_protocol.cpp
+    ctl/app_tenancy.cpp ctl/app_tenancy.h ctl/env_file.cpp ctl/env_file.h ctl/gen_nginx.cpp \
+    ctl/gen_nginx.h proto/ondemand_protocol.cpp proto/ondemand_protocol_text.cpp
 	mkdir -p $(dir $@)
 	$(FUZZ_CXX) -I $(TOP)/ctl -I $(TOP)/proto -o $@ tests/fuzz/fuzz_app_file.cpp ctl/app_file.cpp \
-	  ctl/gen_nginx.cpp proto/ondemand_protocol.cpp
+	  ctl/app_tenancy.cpp ctl/env_file.cpp ctl/gen_nginx.cpp proto/ondemand_protocol.cpp \
+	  proto/ondemand_protocol_text.cpp
 
 $(BIN)/ondemand-fuzz-app_core: tests/fuzz/fuzz_app_core.cpp helperd/app_core.cpp helperd/app_core.h \
-    proto/ondemand_protocol.cpp
+    proto/ondemand_protocol.cpp proto/ondemand_protocol_text.cpp
 	mkdir -p $(dir $@)
 	$(FUZZ_CXX) -I $(TOP)/helperd -I $(TOP)/proto -o $@ tests/fuzz/fuzz_app_core.cpp \
-	  helperd/app_core.cpp proto/ondemand_protocol.cpp
+	  helperd/app_core.cpp proto/ondemand_protocol.cpp proto/ondemand_protocol_text.cpp
 
 fuzz-build: $(addprefix $(BIN)/ondemand-fuzz-,$(FUZZ_TARGETS))
 

@@ -11,6 +11,12 @@
 # docker: the same through units/ondemand-docker@.service, with a private dockerd (own data and
 # exec roots, containerd namespace and cgroup parent, no iptables, no bridge; as t/ runs it),
 # started here and stopped by its PID at the end of the section. Skipped without dockerd.
+# oci: units/ondemand-oci@.service, crun as the unit's main process on a bundle that
+# `ondemandctl prepare` made from the same image before the rounds (issue #16).
+# exec: the baseline, the same static binary as a plain process (units/ondemand-exec@.service).
+# Each round runs every shape once, one after the other, so that they share the machine's load;
+# container_cold_ratio_vs_exec (report.py) is the fastest container shape's first request
+# divided by exec's (medians).
 
 section_containers() {
   local t missing=()
@@ -37,10 +43,17 @@ section_containers() {
     emit containers '"skipped":"podman import failed"'
     return 0
   fi
-  for t in ondemand-podman@.service ondemand-podman-simple@.service; do
+  for t in ondemand-podman@.service ondemand-podman-simple@.service ondemand-exec@.service; do
     install_unit "$t" "$(cat "$TOP/units/$t")"
   done
-  local shapes=(podman podman-simple) s r app ups='' port
+  local shapes=(exec podman podman-simple) s r app ups='' port
+  cp "$BIN/ondemand-testapp-static" "$SNAP/"
+  if [ -x /usr/bin/crun ] && git -C "$TOP" ls-files --error-unmatch units/ondemand-oci@.service >/dev/null 2>&1; then
+    install_unit ondemand-oci@.service "$(cat "$TOP/units/ondemand-oci@.service")"
+    shapes+=(oci)
+  else
+    emit containers '"part":"oci","skipped":"needs crun and the committed units/ondemand-oci@.service"'
+  fi
   if containers_docker_up "$conf" "$tar"; then
     install_unit ondemand-docker@.service "$(cat "$TOP/units/ondemand-docker@.service")"
     shapes+=(docker)
@@ -50,14 +63,23 @@ section_containers() {
   for s in "${shapes[@]}"; do
     for (( r = 0; r <= CONT_RUNS; r++ )); do
       for app in "k${s//-/}p$r" "k${s//-/}o$r"; do
-        printf 'IMAGE=%s\nCMD=/bin/ondemand-testapp --socket /run/ondemand/app.sock --name %s\n' \
-          "$([ "$s" = docker ] && echo ondemand-testapp:latest || echo "$image")" "$app" > "$conf/apps/$app.conf"
+        case $s in
+          exec) printf 'KIND=exec\nEXEC=%s --socket $ONDEMAND_SOCKET --name %s\n' \
+                  "$SNAP/ondemand-testapp-static" "$app" ;;
+          *) printf 'KIND=%s\nIMAGE=%s\nCMD=/bin/ondemand-testapp --socket /run/ondemand/app.sock --name %s\n' \
+               "$s" "$([ "$s" = docker ] && echo ondemand-testapp:latest || echo "$image")" "$app" ;;
+        esac > "$conf/apps/$app.conf"
       done
       app=k${s//-/}o$r
       ups+="    upstream $app { server unix:$XDG_RUNTIME_DIR/ondemand/apps/$app/app.sock; ondemand unit=ondemand-$s@$app.service start_timeout=60s; }
 "
     done
   done
+  if [[ " ${shapes[*]} " = *" oci "* ]]; then
+    # the bundles, ahead of time (never on a request's path): %S/ondemand/oci = $conf/oci here
+    ONDEMAND_APPS_DIR=$conf/apps ONDEMAND_OCI_DIR=$conf/oci ONDEMAND_SOCKET_DIR=$XDG_RUNTIME_DIR/ondemand/apps \
+      "$BIN/ondemandctl" prepare > "$WORK/oci-prepare.log" 2>&1 || bdie "ondemandctl prepare failed; see $WORK/oci-prepare.log"
+  fi
   port=$(free_port)
   nginx_write cont 2 1m "
 $ups

@@ -1,5 +1,7 @@
 #include "app_file.h"
 
+#include "app_tenancy.h"
+#include "env_file.h"
 #include "ondemand_protocol.h"
 
 #include <algorithm>
@@ -13,8 +15,9 @@ namespace ondemand::ctl {
 namespace {
 
 constexpr std::string_view known_keys[] = {
-    "KIND",  "IMAGE", "CMD",           "ARGS",         "PULL",  "EXEC",
-    "HOSTS", "READY", "START_TIMEOUT", "IDLE_TIMEOUT", "QUEUE", "FAILED_STATUS",
+    "KIND",  "IMAGE",   "CMD",           "ARGS",         "PULL",    "EXEC",
+    "HOSTS", "READY",   "START_TIMEOUT", "IDLE_TIMEOUT", "QUEUE",   "FAILED_STATUS",
+    "USER",  "WORKDIR", "MEMORY_MAX",    "CPU_WEIGHT",   "NETWORK",
 };
 
 bool is_known_key(std::string_view k) {
@@ -68,46 +71,6 @@ std::string_view nearest_key(std::string_view key, bool strict) {
     return best;
 }
 
-// UTF-8 as systemd's utf8_is_valid() takes it: no overlong forms, no surrogates, at most
-// U+10FFFF.
-bool valid_utf8(std::string_view s) {
-    std::size_t i = 0;
-    while (i < s.size()) {
-        auto c = static_cast<unsigned char>(s[i]);
-        if (c < 0x80) {
-            ++i;
-            continue;
-        }
-        std::size_t n = 0;
-        std::uint32_t cp = 0;
-        std::uint32_t min = 0;
-        if ((c & 0xe0) == 0xc0) {
-            n = 1, cp = c & 0x1f, min = 0x80;
-        } else if ((c & 0xf0) == 0xe0) {
-            n = 2, cp = c & 0x0f, min = 0x800;
-        } else if ((c & 0xf8) == 0xf0) {
-            n = 3, cp = c & 0x07, min = 0x10000;
-        } else {
-            return false;
-        }
-        if (i + n >= s.size()) {
-            return false;
-        }
-        for (std::size_t k = 1; k <= n; ++k) {
-            auto cc = static_cast<unsigned char>(s[i + k]);
-            if ((cc & 0xc0) != 0x80) {
-                return false;
-            }
-            cp = (cp << 6) | (cc & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
-            return false;
-        }
-        i += n + 1;
-    }
-    return true;
-}
-
 // READY=http:PATH: a URL path (and query) of RFC 3986 characters, `;` left out (nginx would
 // end the directive there): A-Z a-z 0-9 - . _ ~ / ! $ & ' ( ) * + , = : @ ? and %HH.
 bool valid_url_path(std::string_view p) {
@@ -135,167 +98,6 @@ std::string lower(std::string_view s) {
         if (c >= 'A' && c <= 'Z') {
             c = static_cast<char>(c - 'A' + 'a');
         }
-    }
-    return out;
-}
-
-// One KEY=VALUE of an environment file, as systemd's parse_env_file_internal() reads it.
-struct env_entry {
-    std::string key;
-    std::string value;
-    unsigned line = 0;
-    bool has_equals = true;
-    bool unterminated = false;
-};
-
-std::vector<env_entry> read_env_file(std::string_view text) {
-    enum class st {
-        pre_key,
-        key,
-        pre_value,
-        value,
-        value_escape,
-        single_quote,
-        double_quote,
-        double_quote_escape,
-        comment
-    };
-    auto newline = [](char c) { return c == '\n' || c == '\r'; };
-    auto space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
-    std::vector<env_entry> out;
-    env_entry cur;
-    std::size_t key_ws = std::string::npos;   // where the key's trailing whitespace starts
-    std::size_t value_ws = std::string::npos; // where the value's trailing whitespace starts
-    unsigned line = 1;
-    st state = st::pre_key;
-    auto push = [&](bool trim_value) {
-        if (key_ws != std::string::npos) {
-            cur.key.resize(key_ws);
-        }
-        if (trim_value && value_ws != std::string::npos) {
-            cur.value.resize(value_ws);
-        }
-        out.push_back(std::move(cur));
-        cur = env_entry{};
-    };
-    for (char c : text) {
-        switch (state) {
-        case st::pre_key:
-            if (c == '#' || c == ';') {
-                state = st::comment;
-            } else if (!space(c)) {
-                state = st::key;
-                key_ws = std::string::npos;
-                cur.line = line;
-                cur.key += c;
-            }
-            break;
-        case st::key:
-            if (newline(c)) {
-                state = st::pre_key;
-                cur.has_equals = false; // systemd ignores the line; check reports it
-                push(false);
-            } else if (c == '=') {
-                state = st::pre_value;
-                value_ws = std::string::npos;
-            } else {
-                if (!space(c)) {
-                    key_ws = std::string::npos;
-                } else if (key_ws == std::string::npos) {
-                    key_ws = cur.key.size();
-                }
-                cur.key += c;
-            }
-            break;
-        case st::pre_value:
-            if (newline(c)) {
-                state = st::pre_key;
-                push(false);
-            } else if (c == '\'') {
-                state = st::single_quote;
-            } else if (c == '"') {
-                state = st::double_quote;
-            } else if (c == '\\') {
-                state = st::value_escape;
-            } else if (!space(c)) {
-                state = st::value;
-                cur.value += c;
-            }
-            break;
-        case st::value:
-            if (newline(c)) {
-                state = st::pre_key;
-                push(true);
-            } else if (c == '\\') {
-                state = st::value_escape;
-                value_ws = std::string::npos;
-            } else {
-                if (!space(c)) {
-                    value_ws = std::string::npos;
-                } else if (value_ws == std::string::npos) {
-                    value_ws = cur.value.size();
-                }
-                cur.value += c;
-            }
-            break;
-        case st::value_escape:
-            state = st::value;
-            if (!newline(c)) { // an escaped newline is a line continuation
-                cur.value += c;
-            }
-            break;
-        case st::single_quote:
-            if (c == '\'') {
-                state = st::pre_value;
-            } else {
-                cur.value += c;
-            }
-            break;
-        case st::double_quote:
-            if (c == '"') {
-                state = st::pre_value;
-            } else if (c == '\\') {
-                state = st::double_quote_escape;
-            } else {
-                cur.value += c;
-            }
-            break;
-        case st::double_quote_escape:
-            state = st::double_quote;
-            if (c == '"' || c == '\\' || c == '`' || c == '$') {
-                cur.value += c;
-            } else if (c != '\n') {
-                cur.value += '\\';
-                cur.value += c;
-            }
-            break;
-        case st::comment:
-            if (newline(c)) {
-                state = st::pre_key;
-            }
-            break;
-        }
-        if (c == '\n') {
-            ++line;
-        }
-    }
-    switch (state) {
-    case st::pre_key:
-    case st::comment:
-        break;
-    case st::key:
-        cur.has_equals = false;
-        push(false);
-        break;
-    case st::single_quote:
-    case st::double_quote:
-    case st::double_quote_escape:
-        cur.unterminated = true;
-        push(false);
-        break;
-    default:
-        push(state == st::value);
-        break;
     }
     return out;
 }
@@ -334,13 +136,15 @@ std::string_view kind_name(app_kind k) {
         return "docker";
     case app_kind::exec:
         return "exec";
+    case app_kind::oci:
+        return "oci";
     }
     return "podman";
 }
 
 std::optional<app_kind> parse_kind(std::string_view name) {
     for (app_kind k : {app_kind::podman, app_kind::podman_simple, app_kind::podman_systemd,
-                       app_kind::docker, app_kind::exec}) {
+                       app_kind::docker, app_kind::exec, app_kind::oci}) {
         if (kind_name(k) == name) {
             return k;
         }
@@ -548,7 +352,7 @@ parse_result parse_app_file(const std::string& path, std::string_view text) {
         } else {
             error(at("KIND"), "KIND",
                   "\"" + *k +
-                      "\" is not one of podman, podman-simple, podman-systemd, docker, exec");
+                      "\" is not one of podman, podman-simple, podman-systemd, docker, exec, oci");
         }
     } else if (get("EXEC") != nullptr && get("IMAGE") == nullptr) {
         app.kind = app_kind::exec;
@@ -569,7 +373,15 @@ parse_result parse_app_file(const std::string& path, std::string_view text) {
         if (get("EXEC") != nullptr) {
             error(at("EXEC"), "EXEC", "only for KIND=exec; a container's command is CMD");
         }
-        if (const std::string* v = get("PULL")) {
+        // KIND=oci runs crun on a bundle `ondemandctl prepare` made: no podman on the request path
+        for (std::string_view key : {"ARGS", "PULL"}) {
+            if (app.kind == app_kind::oci && get(key) != nullptr) {
+                error(
+                    at(key), std::string(key),
+                    "podman's, not for KIND=oci (crun runs a bundle made by ondemandctl prepare)");
+            }
+        }
+        if (const std::string* v = get("PULL"); v != nullptr && app.kind != app_kind::oci) {
             if (*v != "never" && *v != "missing" && *v != "always" && *v != "newer") {
                 error(at("PULL"), "PULL",
                       "\"" + *v + "\" is not one of never, missing, always, newer");
@@ -601,7 +413,8 @@ parse_result parse_app_file(const std::string& path, std::string_view text) {
         } else if (is_container(app.kind)) {
             error(line, key,
                   "unknown key (known: KIND IMAGE CMD ARGS PULL HOSTS READY "
-                  "START_TIMEOUT IDLE_TIMEOUT QUEUE FAILED_STATUS)");
+                  "START_TIMEOUT IDLE_TIMEOUT QUEUE FAILED_STATUS MEMORY_MAX CPU_WEIGHT "
+                  "NETWORK)");
         }
     }
     if (const std::string* v = get("CMD")) {
@@ -679,6 +492,10 @@ parse_result parse_app_file(const std::string& path, std::string_view text) {
             app.failed_status = *v;
         }
     }
+    parse_tenancy(app, get, at,
+                  [&](unsigned line, std::string_view key, std::string msg, severity level) {
+                      res.errors.push_back({path, line, std::string(key), std::move(msg), level});
+                  });
     if (!proto::valid_unit_name(app.unit())) {
         error(0, "", "\"" + app.unit() + "\" is not a valid unit name");
     }

@@ -31,7 +31,7 @@ struct diagnostic {
 // How many of `ds` are errors (not warnings).
 std::size_t count_errors(const std::vector<diagnostic>& ds);
 
-enum class app_kind { podman, podman_simple, podman_systemd, docker, exec };
+enum class app_kind { podman, podman_simple, podman_systemd, docker, exec, oci };
 
 std::string_view kind_name(app_kind k); // "podman", "podman-simple", ...
 std::optional<app_kind> parse_kind(std::string_view name);
@@ -49,6 +49,13 @@ struct app_config {
     std::string idle_timeout;
     std::string queue;
     std::string failed_status;
+    // The app's identity and limits (issue #15; ctl/app_tenancy.h): unit settings that
+    // `ondemandctl apply` writes into a drop-in. Empty: the template's default.
+    std::string user;             // USER (exec): User= instead of DynamicUser=yes
+    std::string workdir;          // WORKDIR (exec): WorkingDirectory=
+    std::string memory_max;       // MEMORY_MAX: MemoryMax=
+    std::string cpu_weight;       // CPU_WEIGHT: CPUWeight=
+    std::string network = "none"; // NETWORK: none, host, or a podman/docker network's name
 
     std::string unit() const; // ondemand-KIND@NAME.service
 };

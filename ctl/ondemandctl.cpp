@@ -6,12 +6,17 @@
 //   stop APP          stop an app now
 //   gen-nginx         write the nginx include: one upstream per app file + `map $host $app`
 //   check [FILE...]   validate app files; errors name the file, the line and the key
+//   apply             the app files' unit settings as drop-ins (USER, MEMORY_MAX, ...)
+//   prepare [APP...]  make or refresh the bundles of KIND=oci apps (default: all of them)
 // See docs/units.md.
 #include "app_file.h"
+#include "app_tenancy.h"
+#include "cmd_apply.h"
 #include "gen_nginx.h"
 #include "helper_client.h"
 #include "ondemand_protocol.h"
 #include "ondemand_version.h"
+#include "prepare.h"
 #include "status_view.h"
 #include "unit_usage.h"
 
@@ -60,6 +65,15 @@ struct globals {
     bool key_file_given = false;
     // systemd's bus, for the units' memory and CPU: system, user, or a D-Bus address
     std::string bus = env_or("ONDEMAND_BUS", "system");
+    // KIND=oci bundles (the unit's %S/ondemand/oci), and podman's environment for prepare
+    std::string oci_dir = env_or("ONDEMAND_OCI_DIR", "/var/lib/ondemand/oci");
+    std::string podman_env = env_or("ONDEMAND_PODMAN_ENV", "");
+
+    ctl::oci_paths oci() const {
+        return {oci_dir, socket_dir,
+                podman_env.empty() ? (fs::path(apps_dir).parent_path() / "podman.env").string()
+                                   : podman_env};
+    }
 };
 
 // A connection to helperd, authenticated when the key file can be read.
@@ -476,7 +490,18 @@ int cmd_check(const globals& g, const std::vector<std::string>& files,
     std::size_t ok = 0;
     if (files.empty()) {
         ctl::dir_result d = ctl::load_apps_dir(g.apps_dir);
-        errors = d.errors;
+        errors = ctl::file_mode_warnings(g.apps_dir, true);
+        errors.insert(errors.end(), d.errors.begin(), d.errors.end());
+        std::error_code ec;
+        for (fs::directory_iterator it(g.apps_dir, ec), end; !ec && it != end; it.increment(ec)) {
+            if (it->path().extension() == ".conf") {
+                auto w = ctl::file_mode_warnings(it->path(), false);
+                errors.insert(errors.end(), w.begin(), w.end());
+            }
+        }
+        auto stale =
+            ctl::dropin_warnings(d.apps, env_or("ONDEMAND_UNIT_DIR", "/etc/systemd/system"));
+        errors.insert(errors.end(), stale.begin(), stale.end());
         ok = d.apps.size();
         apps = d.apps;
     } else {
@@ -489,12 +514,17 @@ int cmd_check(const globals& g, const std::vector<std::string>& files,
             std::stringstream buf;
             buf << in.rdbuf();
             ctl::parse_result r = ctl::parse_app_file(f, buf.str());
+            auto w = ctl::file_mode_warnings(f, false);
+            errors.insert(errors.end(), w.begin(), w.end());
             errors.insert(errors.end(), r.errors.begin(), r.errors.end());
             ok += r.app ? 1 : 0;
             if (r.app) {
                 apps.push_back(std::move(*r.app));
             }
         }
+    }
+    for (auto& w : ctl::bundle_warnings(apps, g.oci())) {
+        errors.push_back(std::move(w));
     }
     print_errors(errors);
     std::size_t n_errors = ctl::count_errors(errors);
@@ -587,13 +617,36 @@ int run(int argc, char** argv) {
     check->add_flag("--nginx", nginx_required,
                     "fail when nginx -t cannot run (no module, no nginx); without it, nginx -t "
                     "runs when the module is found");
+    std::vector<std::string> prepare_apps;
+    auto* prepare = app.add_subcommand(
+        "prepare", "make or refresh KIND=oci apps' bundles ($ONDEMAND_OCI_DIR; default: all)");
+    prepare->add_option("APP", prepare_apps, "the apps to prepare");
+
+    ctl::apply_options apply_opts;
+    apply_opts.unit_dir = env_or("ONDEMAND_UNIT_DIR", "/etc/systemd/system");
+    apply_opts.nginx_group = env_or("ONDEMAND_NGINX_GROUP", "www-data");
+    bool no_reload = false;
+    auto* apply = app.add_subcommand(
+        "apply", "write the app files' unit settings (USER, WORKDIR, MEMORY_MAX, CPU_WEIGHT, "
+                 "NETWORK) as drop-ins, remove stale ones, reload systemd");
+    apply
+        ->add_option("--unit-dir", apply_opts.unit_dir,
+                     "where the drop-ins go ($ONDEMAND_UNIT_DIR)")
+        ->capture_default_str();
+    apply
+        ->add_option("--nginx-group", apply_opts.nginx_group,
+                     "nginx's workers' group: the socket directory is 0750 root:GROUP "
+                     "($ONDEMAND_NGINX_GROUP)")
+        ->capture_default_str();
+    apply->add_flag("--no-reload", no_reload, "do not reload systemd (say so instead)");
 
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
         if (auto unknown = unknown_command(app, argc, argv)) {
-            std::cerr << "ondemandctl: unknown command " << *unknown
-                      << " (commands: status, list, start, stop, gen-nginx, check; --help)\n";
+            std::cerr
+                << "ondemandctl: unknown command " << *unknown
+                << " (commands: status, list, start, stop, gen-nginx, check, apply, prepare; --help)\n";
             return 2;
         }
         // --help and --version exit 0; any other usage error exits 2 (not CLI11's 100+ codes)
@@ -622,6 +675,16 @@ int run(int argc, char** argv) {
         }
         if (*check) {
             return cmd_check(g, files, nginx_module, nginx_required);
+        }
+        if (*apply) {
+            apply_opts.apps_dir = g.apps_dir;
+            apply_opts.socket_dir = g.socket_dir;
+            apply_opts.bus = g.bus;
+            apply_opts.reload = !no_reload;
+            return ctl::cmd_apply(apply_opts);
+        }
+        if (*prepare) {
+            return ctl::prepare_apps(g.apps_dir, prepare_apps, g.oci(), std::cout, std::cerr);
         }
     } catch (const std::exception& e) {
         std::cerr << "ondemandctl: " << e.what() << "\n";

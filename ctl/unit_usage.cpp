@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <limits>
 #include <memory>
+#include <stdexcept>
 #include <string_view>
 
 namespace ondemand::ctl {
@@ -92,6 +93,20 @@ unit_usage unit_reader::read(const std::string& unit) {
         u.cpu_ns = read_u64(bus_.get(), path, iface, "CPUUsageNSec");
     }
     return u;
+}
+
+void reload_systemd(const helperd::bus_address& where) {
+    helperd::bus_ptr bus = helperd::open_bus(where);
+    helperd::bus_error error;
+    sd_bus_message* reply = nullptr;
+    int r =
+        sd_bus_call_method(bus.get(), destination, "/org/freedesktop/systemd1",
+                           "org.freedesktop.systemd1.Manager", "Reload", error.get(), &reply, "");
+    sd_bus_message_unref(reply);
+    if (r < 0) {
+        throw std::runtime_error("systemd's Reload failed: " +
+                                 helperd::describe_bus_error(error.get(), r));
+    }
 }
 
 } // namespace ondemand::ctl

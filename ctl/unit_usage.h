@@ -33,6 +33,10 @@ class unit_reader {
     helperd::bus_ptr bus_;
 };
 
+// Reloads the manager's configuration (daemon-reload: org.freedesktop.systemd1.Manager.Reload,
+// which answers once the reload is done). Throws std::runtime_error.
+void reload_systemd(const helperd::bus_address& where);
+
 } // namespace ondemand::ctl
 
 #endif

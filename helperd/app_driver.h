@@ -112,6 +112,9 @@ class app_driver {
     // name sorts after `after` ("" : from the first).
     std::vector<app_status> status(std::string_view after, std::size_t limit) const;
     std::size_t count(app_phase phase) const;
+    // The apps whose unit runs (ready, freezing or frozen), with their unit: what the memory
+    // sampler measures.
+    std::vector<std::pair<std::string, std::string>> running_units() const;
 
     // A client is gone: forget what it waits for, and the leases of `owners`.
     void forget_client(client_id client, const std::vector<std::string>& owners);
@@ -192,6 +195,18 @@ class app_driver {
     std::chrono::milliseconds stop_timeout_ = default_stop_timeout;
     callback_guard guard_;
 };
+
+// (Here, not in app_driver.cpp, which is over the project's 700-line cap already.)
+inline std::vector<std::pair<std::string, std::string>> app_driver::running_units() const {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto& [name, a] : apps_) {
+        app_phase p = a->core.phase();
+        if (p == app_phase::ready || p == app_phase::freezing || p == app_phase::frozen) {
+            out.emplace_back(name, a->core.unit());
+        }
+    }
+    return out;
+}
 
 } // namespace ondemand::helperd
 

@@ -44,6 +44,9 @@ class client_connection : public std::enable_shared_from_this<client_connection>
     // sent HELLO (every worker of one nginx shares it), else this connection alone ("#id").
     const std::string& lease_owner() const { return lease_owner_; }
     bool has_instance() const { return has_instance_; }
+    // SUBSCRIBE memory: the connection gets MEMORY pushes.
+    void subscribe_memory() { memory_subscriber_ = true; }
+    bool memory_subscriber() const { return memory_subscriber_; }
     void set_instance(std::string_view instance);
 
     // A line must be complete this long after the connection began or after the first byte
@@ -92,6 +95,7 @@ class client_connection : public std::enable_shared_from_this<client_connection>
     peer_credentials peer_;
     std::string lease_owner_;
     bool has_instance_ = false;
+    bool memory_subscriber_ = false;
     line_handler on_line_;
     close_handler on_close_;
     // The partial line: room for the longest line and its '\n'.

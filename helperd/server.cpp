@@ -55,6 +55,9 @@ std::int64_t unix_ms(std::chrono::system_clock::time_point t) {
 
 server::server(asio::io_context& io, access_rules rules, unit_manager& units)
     : io_(io), rules_(std::move(rules)), accept_pause_(io), driver_(io, units, replies_),
+      memory_(
+          io, units, [this] { return driver_.running_units(); },
+          [this](const std::string& app, std::uint64_t bytes) { push_memory(app, bytes); }),
       shutdown_timer_(io) {
     driver_.set_stop_timeout(rules_.limits.stop_timeout);
 }
@@ -298,6 +301,9 @@ void server::on_line(client_connection& client, std::string_view line) {
     case proto::verb::status:
         handle_status(client);
         break;
+    case proto::verb::subscribe:
+        handle_subscribe(client);
+        break;
     default:
         refuse_line(client, fmt::format("unexpected verb {}", proto::verb_name(m.kind)));
         break;
@@ -332,6 +338,28 @@ bool server::refuse_new_app(client_connection& client, const proto::message& m) 
     }
     refuse_line(client, fmt::format("app limit: max_apps={}", cap));
     return true;
+}
+
+void server::handle_subscribe(client_connection& client) {
+    client.subscribe_memory();
+    memory_.enable();
+}
+
+void server::push_memory(const std::string& app, std::uint64_t bytes) {
+    proto::message m;
+    m.kind = proto::verb::memory;
+    m.app = app;
+    m.memory_bytes = std::min(bytes, proto::max_memory_bytes);
+    // A send can drop a client that does not read (and erase it from clients_): walk a copy.
+    std::vector<std::shared_ptr<client_connection>> subscribers;
+    for (auto& [id, client] : clients_) {
+        if (client->memory_subscriber()) {
+            subscribers.push_back(client);
+        }
+    }
+    for (auto& client : subscribers) {
+        send(*client, m);
+    }
 }
 
 void server::send(client_connection& client, const proto::message& m) {

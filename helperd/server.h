@@ -12,6 +12,7 @@
 #include "client.h"
 #include "guard.h"
 #include "log.h"
+#include "memory.h"
 #include "ondemand_protocol.h"
 #include "policy.h"
 #include "registry.h"
@@ -101,6 +102,9 @@ class server {
     // ERROR `why`, logged with the peer's pid and uid, then the connection is closed.
     void refuse_and_close(client_connection& client, std::string_view why);
     void handle_status(client_connection& client);
+    // SUBSCRIBE memory; the sampler's figures go to every subscribed connection (MEMORY).
+    void handle_subscribe(client_connection& client);
+    void push_memory(const std::string& app, std::uint64_t bytes);
     void send_status_page(client_connection& client, const std::string& after);
     // The unit is outside the allowlist: answers FAILED not-allowed and returns true.
     bool refuse_unit(client_connection& client, const proto::message& m);
@@ -134,6 +138,7 @@ class server {
     client_id next_client_ = 1;
     client_replies replies_{*this};
     app_driver driver_;
+    memory_sampler memory_;
     bool shutting_down_ = false;
     std::function<void()> shutdown_done_;
     boost::asio::steady_timer shutdown_timer_;

@@ -354,6 +354,15 @@ void systemd_manager::read_unit_state(const std::string& unit, const state_handl
                     if (name == "ExecMainStatus") {
                         return consumed(read_variant(reply, 'i', &state.exec_main_status));
                     }
+                    if (name == "MemoryCurrent") {
+                        return consumed(read_variant(reply, 't', &state.memory_current));
+                    }
+                    if (name == "MainPID") {
+                        return consumed(read_variant(reply, 'u', &state.main_pid));
+                    }
+                    if (name == "ControlGroup") {
+                        return consumed(read_string_variant(reply, state.control_group));
+                    }
                     return 0;
                 });
                 if (rr < 0) {

@@ -8,6 +8,7 @@
 
 #include "sdbus.h"
 
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -23,6 +24,11 @@ struct unit_state {
     int exec_main_code = 0; // CLD_EXITED, CLD_KILLED, CLD_DUMPED, or 0 if it never ran
     int exec_main_status = 0;
     std::string status_text; // the service's StatusText (sd_notify STATUS=...), often empty
+    // For the memory sampler (memory.h): MemoryCurrent (UINT64_MAX: not set), MainPID (0:
+    // none) and ControlGroup (as the manager sees it).
+    std::uint64_t memory_current = UINT64_MAX;
+    std::uint32_t main_pid = 0;
+    std::string control_group;
 };
 
 // "result exit-code, main process exited with status 3" and the like, with the unit's status

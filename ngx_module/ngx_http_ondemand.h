@@ -27,6 +27,7 @@ extern "C" {
 
 #include "ondemand_protocol.h"
 #include "ondemand_app_state.h"
+#include "ondemand_policy.h"
 
 
 namespace proto = ondemand::proto;
@@ -142,6 +143,8 @@ struct ngx_http_ondemand_main_conf_s {
     ngx_hash_t                     apps_hash;
     ngx_msec_t                     idle_interval;  /* 0: no app stops */
     ngx_uint_t                     max_running;    /* 0: no cap */
+    size_t                         max_memory;     /* 0: no budget */
+    size_t                         memory_expect;  /* expect=: a new app's size */
     ngx_array_t                    static_apps;    /* static_app_t */
 };
 
@@ -170,6 +173,7 @@ typedef ondemand::request_outcome  ngx_http_ondemand_outcome_e;
 #define NGX_HTTP_ONDEMAND_ABANDONED    ondemand::request_outcome::abandoned
 #define NGX_HTTP_ONDEMAND_NOT_WOKEN    ondemand::request_outcome::not_woken
 #define NGX_HTTP_ONDEMAND_WAIT_PAGE    ondemand::request_outcome::wait_page
+#define NGX_HTTP_ONDEMAND_MAX_MEMORY   ondemand::request_outcome::max_memory
 
 /* ctx->status of a held request that is to get the waiting page */
 #define NGX_HTTP_ONDEMAND_PAGE_DUE     1
@@ -190,6 +194,13 @@ typedef struct {
     unsigned                       no_wake:1;     /* ondemand_wake said no */
     unsigned                       page:1;        /* may get the waiting page */
 } ngx_http_ondemand_ctx_t;
+
+
+/* the apps a cold start stops to make room (ngx_http_ondemand_make_room) */
+typedef struct {
+    ngx_http_ondemand_app_t       *app[ondemand::eviction_choice::max_victims];
+    ngx_uint_t                     n;
+} ngx_http_ondemand_victims_t;
 
 
 /* what the helper connection tells the layer above it */
@@ -244,11 +255,26 @@ void ngx_http_ondemand_lifecycle_init(ngx_cycle_t *cycle,
     ngx_http_ondemand_main_conf_t *omcf);
 void ngx_http_ondemand_ask(ngx_http_ondemand_app_t *app,
     ondemand::request_action action);
-ngx_int_t ngx_http_ondemand_make_room(ngx_http_ondemand_main_conf_t *omcf,
-    ngx_http_ondemand_app_t *app, ngx_http_ondemand_app_t **victim);
 void ngx_http_ondemand_send_stop(ngx_http_ondemand_app_t *app);
 void ngx_http_ondemand_log_not_ready(ngx_log_t *log,
     ngx_http_ondemand_app_t *app, const proto::message *m);
+
+/* ngx_http_ondemand_evict.cpp */
+char *ngx_http_ondemand_max_memory(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_ondemand_make_room(ngx_http_ondemand_main_conf_t *omcf,
+    ngx_http_ondemand_app_t *app, ngx_http_ondemand_victims_t *victims,
+    ondemand::eviction_choice *choice);
+ngx_http_ondemand_outcome_e ngx_http_ondemand_no_room(ngx_log_t *log,
+    ngx_http_ondemand_main_conf_t *omcf, ngx_http_ondemand_app_t *app,
+    const ondemand::eviction_choice *choice);
+void ngx_http_ondemand_evict(ngx_log_t *log, ngx_http_ondemand_app_t *app,
+    ngx_http_ondemand_victims_t *victims);
+void ngx_http_ondemand_memory_subscribe(ngx_http_ondemand_main_conf_t *omcf);
+void ngx_http_ondemand_memory_report(const proto::message &m);
+
+/* ngx_http_ondemand_helper_conf.cpp */
+char *ngx_http_ondemand_helper(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 
 /* ngx_http_ondemand_queue.cpp */
 void ngx_http_ondemand_queue_init(void);

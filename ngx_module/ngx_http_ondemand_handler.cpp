@@ -217,9 +217,11 @@ ngx_http_ondemand_cold_ctx(ngx_http_request_t *r, ngx_http_ondemand_app_t *app)
 static ngx_int_t
 ngx_http_ondemand_admit(ngx_http_request_t *r, ngx_http_ondemand_ctx_t *ctx)
 {
-    ngx_http_ondemand_app_t        *app, *victim;
+    ngx_http_ondemand_app_t        *app;
     ngx_http_ondemand_main_conf_t  *omcf;
     ondemand::request_action        action;
+    ondemand::eviction_choice       choice;
+    ngx_http_ondemand_victims_t     victims;
 
     app = ctx->app;
 
@@ -272,21 +274,19 @@ ngx_http_ondemand_admit(ngx_http_request_t *r, ngx_http_ondemand_ctx_t *ctx)
         return ngx_http_ondemand_refuse(r, ctx, NGX_HTTP_ONDEMAND_QUEUE_FULL);
     }
 
-    victim = NULL;
+    victims.n = 0;
 
-    if (omcf->max_running
+    if ((omcf->max_running || omcf->max_memory)
         && app->record->state.load() == ondemand::app_state::cold
-        && ngx_http_ondemand_make_room(omcf, app, &victim) != NGX_OK)
+        && ngx_http_ondemand_make_room(omcf, app, &victims, &choice) != NGX_OK)
     {
         ngx_http_ondemand_unlock();
 
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "ondemand: app \"%V\" cannot start: %ui apps are "
-                      "running (ondemand_max_running) and none is idle, "
-                      "unit %V", &app->conf.name, omcf->max_running,
-                      &app->conf.unit);
+        ngx_http_ondemand_evict(r->connection->log, app, &victims);
 
-        return ngx_http_ondemand_refuse(r, ctx, NGX_HTTP_ONDEMAND_MAX_RUNNING);
+        return ngx_http_ondemand_refuse(r, ctx,
+                   ngx_http_ondemand_no_room(r->connection->log, omcf, app,
+                                             &choice));
     }
 
     action = ondemand::on_request(*app->record, ngx_pid, ngx_current_msec,
@@ -304,15 +304,7 @@ ngx_http_ondemand_admit(ngx_http_request_t *r, ngx_http_ondemand_ctx_t *ctx)
 
     ngx_http_ondemand_unlock();
 
-    if (victim) {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "ondemand: stopping app \"%V\", the least recently "
-                      "used, to make room for app \"%V\", unit %V",
-                      &victim->conf.name, &app->conf.name,
-                      &victim->conf.unit);
-
-        ngx_http_ondemand_send_stop(victim);
-    }
+    ngx_http_ondemand_evict(r->connection->log, app, &victims);
 
     return ngx_http_ondemand_hold(r, ctx, action);
 }

@@ -2,9 +2,10 @@
 /*
  * ngx_http_ondemand_lifecycle: what this worker tells helperd and what it
  * does with the answers: START/WAIT for held requests, STOP/FREEZE from the
- * idle scan and evictions, USE reports, the replies and pushes (applied by
- * ondemand_reply), the resync after a reconnect (planned by ondemand_reply),
- * and keep_warm apps.
+ * idle scan and evictions (chosen in ngx_http_ondemand_evict.cpp), USE
+ * reports, the replies and pushes (applied by ondemand_reply; MEMORY by
+ * evict), the resync after a reconnect (planned by ondemand_reply), and
+ * keep_warm apps.
  *
  * Must not call: the handler or the upstream peer.  It reaches helperd
  * through the helper connection's functions, and held requests through the
@@ -124,51 +125,6 @@ ngx_http_ondemand_ask(ngx_http_ondemand_app_t *app,
 }
 
 
-/*
- * Under the zone mutex, before a cold app takes a running slot: when
- * ondemand_max_running apps run, the least recently used idle one is stopped.
- */
-
-ngx_int_t
-ngx_http_ondemand_make_room(ngx_http_ondemand_main_conf_t *omcf,
-    ngx_http_ondemand_app_t *app, ngx_http_ondemand_app_t **victim)
-{
-    ngx_uint_t                 i;
-    ngx_http_ondemand_app_t  **apps, *lru;
-    ondemand::victim_chooser   chooser;
-    ondemand::eviction_choice  choice;
-
-    apps = (ngx_http_ondemand_app_t **) omcf->apps.elts;
-
-    for (i = 0; i < omcf->apps.nelts; i++) {
-        chooser.consider(i, *apps[i]->record, apps[i]->conf.keep_warm,
-                         apps[i] == app);
-    }
-
-    choice = chooser.choose(omcf->max_running);
-
-    if (choice.room) {
-        return NGX_OK;
-    }
-
-    if (choice.victim == ondemand::eviction_choice::no_victim) {
-        return NGX_DECLINED;
-    }
-
-    lru = apps[choice.victim];
-
-    if (!ondemand::begin_eviction(*lru->record, ngx_pid, ngx_current_msec,
-                                  lru->conf.stop_timeout))
-    {
-        return NGX_DECLINED;
-    }
-
-    *victim = lru;
-
-    return NGX_OK;
-}
-
-
 /* STOP, or FREEZE for an app whose stop is a freeze */
 
 void
@@ -222,6 +178,11 @@ ngx_http_ondemand_on_message(const proto::message &m)
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                       "ondemand: helper refused a request: %*s",
                       m.text.size(), m.text.data());
+        return;
+    }
+
+    if (m.kind == proto::verb::memory) {
+        ngx_http_ondemand_memory_report(m);
         return;
     }
 
@@ -401,6 +362,8 @@ ngx_http_ondemand_on_connected(void)
 
     omcf = ngx_http_ondemand_cycle_conf();
     apps = (ngx_http_ondemand_app_t **) omcf->apps.elts;
+
+    ngx_http_ondemand_memory_subscribe(omcf);
 
     rctx.pid = ngx_pid;
     rctx.now_ms = ngx_current_msec;

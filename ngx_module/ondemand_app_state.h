@@ -70,8 +70,9 @@ enum class request_outcome : std::uint8_t {
     abandoned,   // 499: the client left while it was held
     not_woken,   // 503: the app was not running and ondemand_wake said not to start it
     wait_page,   // 503: a browser got the waiting page (ondemand_wait_page); the start goes on
+    max_memory,  // 503: ondemand_max_memory would be exceeded and not enough apps are idle
 };
-inline constexpr std::size_t request_outcomes = 10;
+inline constexpr std::size_t request_outcomes = 11;
 
 // Upper bounds (ms) of the buckets of the hold-time histogram of cold requests; one more
 // bucket (+Inf) follows them.
@@ -86,7 +87,7 @@ struct app_counters {
     std::atomic<std::uint64_t> starts{0};     // START sent
     std::atomic<std::uint64_t> failures{0};   // FAILED applied to a start
     std::atomic<std::uint64_t> idle_stops{0}; // stops begun for idleness (and frozen_timeout)
-    std::atomic<std::uint64_t> evictions{0};  // stops begun to make room (max_running)
+    std::atomic<std::uint64_t> evictions{0};  // stops begun to make room (max_running/memory)
     std::atomic<std::uint64_t> freezes{0};    // freezes begun
     std::array<std::atomic<std::uint64_t>, request_outcomes> requests{};
     // Hold time of the cold requests that were proxied: per bucket (not cumulative), the
@@ -113,6 +114,12 @@ struct app_record {
     per_worker_count in_flight;                   // requests being proxied now
     std::atomic<std::uint64_t> last_active_ms{0}; // end of the last request
     per_worker_count held;                        // requests held, all workers
+    // ondemand_max_memory: the last figure helperd reported (MEMORY; 0: none yet), the
+    // largest one ever reported, and when the last one came (ngx_current_msec). Relaxed:
+    // figures, read under the zone mutex by the eviction.
+    std::atomic<std::uint64_t> memory_bytes{0};
+    std::atomic<std::uint64_t> memory_peak{0};
+    std::atomic<std::uint64_t> memory_ms{0};
     app_counters counters;
 };
 

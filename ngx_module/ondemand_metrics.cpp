@@ -10,7 +10,7 @@ namespace {
 
 constexpr std::array<std::string_view, request_outcomes> outcome_names = {
     "warm",   "cold",        "queued-full", "max-running", "timeout",
-    "failed", "unavailable", "abandoned",   "not-woken",   "wait-page"};
+    "failed", "unavailable", "abandoned",   "not-woken",   "wait-page", "max-memory"};
 
 constexpr std::array<app_state, 6> all_states = {app_state::cold,     app_state::starting,
                                                  app_state::ready,    app_state::stopping,
@@ -151,6 +151,7 @@ app_snapshot snapshot_of(const app_record& r, std::string_view name, std::string
     s.idle_stops = c.idle_stops.load(std::memory_order_relaxed);
     s.evictions = c.evictions.load(std::memory_order_relaxed);
     s.freezes = c.freezes.load(std::memory_order_relaxed);
+    s.memory_bytes = running(r) ? r.memory_bytes.load(std::memory_order_relaxed) : 0;
     for (std::size_t i = 0; i < s.requests.size(); ++i) {
         s.requests[i] = c.requests[i].load(std::memory_order_relaxed);
     }
@@ -185,6 +186,10 @@ void render_prometheus(const metrics_snapshot& m, text_sink& sink) {
                   w.seconds("ondemand_app_last_request_timestamp_seconds", a,
                             a.last_request_unix_ms);
               });
+    w.per_app(m, "ondemand_app_memory_bytes", "gauge",
+              "memory the app's unit uses, as helperd last reported it (ondemand_max_memory; 0: "
+              "not running or not known)",
+              [&](app a) { w.sample("ondemand_app_memory_bytes", a, a.memory_bytes); });
     w.per_app(m, "ondemand_app_starts_total", "counter", "starts this nginx asked helperd for",
               [&](app a) { w.sample("ondemand_app_starts_total", a, a.starts); });
     w.per_app(m, "ondemand_app_start_failures_total", "counter", "starts that failed",
@@ -200,7 +205,7 @@ void render_prometheus(const metrics_snapshot& m, text_sink& sink) {
               "stops for idleness (idle_timeout, frozen_timeout)",
               [&](app a) { w.sample("ondemand_app_idle_stops_total", a, a.idle_stops); });
     w.per_app(m, "ondemand_app_evictions_total", "counter",
-              "stops to make room under ondemand_max_running",
+              "stops to make room under ondemand_max_running or ondemand_max_memory",
               [&](app a) { w.sample("ondemand_app_evictions_total", a, a.evictions); });
     w.per_app(m, "ondemand_app_freezes_total", "counter", "freezes begun",
               [&](app a) { w.sample("ondemand_app_freezes_total", a, a.freezes); });
@@ -303,6 +308,7 @@ void render_json(const metrics_snapshot& m, text_sink& sink) {
         j.number("idle_stops", a.idle_stops);
         j.number("evictions", a.evictions);
         j.number("freezes", a.freezes);
+        j.number("memory_bytes", a.memory_bytes);
         j.open("requests", '{');
         for (std::size_t i = 0; i < request_outcomes; ++i) {
             j.number(outcome_names[i], a.requests[i]);

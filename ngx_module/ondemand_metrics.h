@@ -30,6 +30,7 @@ struct app_snapshot {
     std::uint64_t idle_stops = 0;
     std::uint64_t evictions = 0;
     std::uint64_t freezes = 0;
+    std::uint64_t memory_bytes = 0; // last MEMORY figure while running (0: cold, or none)
     std::array<std::uint64_t, request_outcomes> requests{};
     std::array<std::uint64_t, hold_bucket_ms.size() + 1> hold{}; // per bucket, last +Inf
     std::uint64_t hold_sum_ms = 0;

@@ -13,7 +13,7 @@ struct verb_entry {
     verb kind;
 };
 
-constexpr std::array<verb_entry, 15> verbs{{
+constexpr std::array<verb_entry, 17> verbs{{
     {"HELLO", verb::hello},
     {"START", verb::start},
     {"WAIT", verb::wait},
@@ -21,11 +21,13 @@ constexpr std::array<verb_entry, 15> verbs{{
     {"FREEZE", verb::freeze},
     {"USE", verb::use},
     {"STATUS", verb::status},
+    {"SUBSCRIBE", verb::subscribe},
     {"READY", verb::ready},
     {"FAILED", verb::failed},
     {"STOPPED", verb::stopped},
     {"FROZEN", verb::frozen},
     {"DOWN", verb::down},
+    {"MEMORY", verb::memory},
     {"APP", verb::app},
     {"END", verb::end},
     {"ERROR", verb::error},
@@ -151,30 +153,6 @@ std::string_view failure_name(failure f) {
         }
     }
     return "other";
-}
-
-line_reader::status line_reader::next(std::string_view& line) {
-    const char* start = buf_ + begin_;
-    const void* nl = std::memchr(start, '\n', end_ - begin_);
-    if (nl != nullptr) {
-        std::size_t len = static_cast<const char*>(nl) - start;
-        if (len > max_line_length) {
-            return status::too_long;
-        }
-        line = std::string_view(start, len);
-        begin_ += len + 1;
-        return status::line;
-    }
-    if (pending() > max_line_length) {
-        return status::too_long;
-    }
-    // Keep the partial line at the front, so that room() is what a line may still need.
-    if (begin_ > 0) {
-        std::memmove(buf_, buf_ + begin_, end_ - begin_);
-        end_ -= begin_;
-        begin_ = 0;
-    }
-    return status::need_more;
 }
 
 std::string_view verb_name(verb v) {
@@ -454,6 +432,29 @@ parse_result parse(std::string_view line) {
         }
         break;
 
+    case verb::subscribe:
+        if (!fields.next(m.topic)) {
+            return fail("SUBSCRIBE needs: topic");
+        }
+        if (m.topic != "memory") {
+            return fail("unknown subscription topic");
+        }
+        break;
+
+    case verb::memory: {
+        std::string_view bytes;
+        if (!fields.next(m.app) || !fields.next(bytes)) {
+            return fail("MEMORY needs: app bytes");
+        }
+        if ((bad = check_app(m.app))) {
+            return fail(bad);
+        }
+        if (!parse_u64(bytes, m.memory_bytes) || m.memory_bytes > max_memory_bytes) {
+            return fail("invalid memory size");
+        }
+        break;
+    }
+
     case verb::app:
         if (!fields.next(m.app) || !fields.next(m.state) || !fields.next(m.unit)) {
             return fail("APP needs: app state unit");
@@ -487,64 +488,6 @@ parse_result parse(std::string_view line) {
     }
     r.ok = true;
     return r;
-}
-
-bool next_attr(std::string_view& rest, std::string_view& key, std::string_view& value) {
-    constexpr std::size_t max_key_length = 32;
-    if (rest.empty()) {
-        return false;
-    }
-    std::size_t sp = rest.find(' ');
-    std::string_view field = rest.substr(0, sp);
-    std::size_t eq = field.find('=');
-    if (eq == std::string_view::npos || eq == 0 || eq > max_key_length) {
-        return false;
-    }
-    key = field.substr(0, eq);
-    value = field.substr(eq + 1);
-    if (key[0] < 'a' || key[0] > 'z') {
-        return false;
-    }
-    for (char c : key) {
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) {
-            return false;
-        }
-    }
-    if (!all_printable(value)) {
-        return false;
-    }
-    if (sp == std::string_view::npos) {
-        rest = {};
-    } else {
-        rest = rest.substr(sp + 1);
-        if (rest.empty()) {
-            return false; // a trailing space
-        }
-    }
-    return true;
-}
-
-bool valid_attrs(std::string_view attrs) {
-    std::string_view key;
-    std::string_view value;
-    while (!attrs.empty()) {
-        if (!next_attr(attrs, key, value)) {
-            return false;
-        }
-    }
-    return true;
-}
-
-bool find_attr(std::string_view attrs, std::string_view key, std::string_view& value) {
-    std::string_view k;
-    std::string_view v;
-    while (next_attr(attrs, k, v)) {
-        if (k == key) {
-            value = v;
-            return true;
-        }
-    }
-    return false;
 }
 
 namespace {
@@ -601,6 +544,10 @@ bool valid_for_format(const message& m) {
         return valid_instance_name(m.instance) && (m.key.empty() || valid_key(m.key));
     case verb::use:
         return valid_app_name(m.app) && m.lease_ms > 0 && m.lease_ms <= max_lease_ms;
+    case verb::subscribe:
+        return m.topic == "memory";
+    case verb::memory:
+        return valid_app_name(m.app) && m.memory_bytes <= max_memory_bytes;
     case verb::wait:
     case verb::ready:
     case verb::stopped:
@@ -665,6 +612,12 @@ std::size_t format(const message& m, char* buf, std::size_t capacity) {
         break;
     case verb::down:
         w.field(m.app);
+        break;
+    case verb::subscribe:
+        w.field(m.topic);
+        break;
+    case verb::memory:
+        w.field(m.app).field(m.memory_bytes);
         break;
     case verb::app:
         w.field(m.app).field(m.state).field(m.unit);

@@ -31,22 +31,26 @@ inline constexpr std::uint64_t max_lease_ms = 30ULL * 24 * 60 * 60 * 1000;
 // non-space ASCII bytes (`openssl rand -hex 32` makes one of 64).
 inline constexpr std::size_t min_key_length = 16;
 inline constexpr std::size_t max_key_length = 256;
+// MEMORY's bytes: at most 2^53 (8 PiB), like gen.
+inline constexpr std::uint64_t max_memory_bytes = std::uint64_t{1} << 53;
 
 enum class verb : std::uint8_t {
     // requests (nginx -> helperd)
-    hello,  // HELLO instance [key=KEY]  (first line: which nginx instance; the shared key)
-    start,  // START app gen unit ready timeout_ms socket
-    wait,   // WAIT app gen
-    stop,   // STOP app gen unit [force]
-    freeze, // FREEZE app gen unit
-    use,    // USE app gen lease_ms
-    status, // STATUS
+    hello,     // HELLO instance [key=KEY]  (first line: which nginx instance; the shared key)
+    start,     // START app gen unit ready timeout_ms socket
+    wait,      // WAIT app gen
+    stop,      // STOP app gen unit [force]
+    freeze,    // FREEZE app gen unit
+    use,       // USE app gen lease_ms
+    status,    // STATUS
+    subscribe, // SUBSCRIBE memory   (send me MEMORY pushes; docs/PROTOCOL.md)
     // replies and pushes (helperd -> nginx)
     ready,   // READY app gen
     failed,  // FAILED app gen code [details...]
     stopped, // STOPPED app gen
     frozen,  // FROZEN app gen
     down,    // DOWN app
+    memory,  // MEMORY app bytes    (pushed to subscribers: the memory the app's unit uses)
     app,     // APP app state unit [key=value]...  (one per app, answers STATUS)
     end,     // END                 (closes a STATUS answer)
     error,   // ERROR text...       (the peer sent a line it could not accept)
@@ -91,6 +95,10 @@ struct message {
     // STOP: stop even while another client uses the app (an operator's stop).
     bool force = false;
     std::string_view state; // APP
+    // SUBSCRIBE: what the client asks to be sent ("memory", the only topic so far).
+    std::string_view topic;
+    // MEMORY: the memory the app's unit uses now, in bytes.
+    std::uint64_t memory_bytes = 0;
     // APP: the key=value fields after the unit, as on the wire ("since=1 starts=2"; may be
     // empty). Read them with next_attr() or find_attr(); unknown keys are to be ignored.
     std::string_view attrs;

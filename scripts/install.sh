@@ -8,7 +8,8 @@
 #   $NGINX_MODULES_DIR/ngx_http_ondemand_module.so          (default /usr/lib/nginx/modules)
 #   /usr/share/nginx/modules-available/mod-http-ondemand.conf  (load_module line, Debian style)
 #   /etc/nginx/modules-enabled/50-mod-http-ondemand.conf -> it  (unless ENABLE_MODULE=0)
-#   $SYSTEMD_UNIT_DIR/ondemand-*.service, .socket               (default $PREFIX/lib/systemd/system)
+#   $SYSTEMD_UNIT_DIR/ondemand-*.service, .socket, .slice       (default $PREFIX/lib/systemd/system)
+#   $TMPFILES_DIR/ondemand.conf  (/run/ondemand/apps 0750 root:www-data; default $PREFIX/lib/tmpfiles.d)
 #   $POLKIT_RULES_DIR/50-ondemand.rules                         (default /etc/polkit-1/rules.d;
 #                                                                /usr/share/... when PREFIX=/usr)
 #   $PREFIX/share/ondemand/ondemand-helperd.service.d/root.conf  (opt-in: helperd as root)
@@ -19,7 +20,9 @@
 #   /etc/ondemand/helperd.key (the key nginx and helperd share: 32 random bytes as 64 hex
 #                              digits, 0600 root:root; only when missing, never removed; not
 #                              under a DESTDIR: every copy of a package would share it)
-#   /etc/ondemand/apps/ (created; existing app files are never touched or removed)
+#   /etc/ondemand/apps/ (2750 root:ondemand: helperd reads the app files through the group, and
+#                        new files get the group; existing app files are never touched or removed,
+#                        but those others may read or write are named)
 # and the system user `ondemand` that the helperd unit runs as (unless it exists; under a
 # DESTDIR only when DESTDIR/etc/passwd exists, with useradd --root; never removed).
 # debian/rules stages the `ondemand` package with it: BIN_DIR (the built binaries, default
@@ -40,6 +43,7 @@ INSTALL_MODULE=${INSTALL_MODULE:-1}
 BIN_DIR=${BIN_DIR:-$TOP/build/bin}
 MODULE_FILE=${MODULE_FILE:-$TOP/build/modules/ngx_http_ondemand_module.so}
 SYSTEMD_UNIT_DIR=${SYSTEMD_UNIT_DIR:-$PREFIX/lib/systemd/system}
+TMPFILES_DIR=${TMPFILES_DIR:-$PREFIX/lib/tmpfiles.d}
 if [ "$PREFIX" = /usr ]; then
   POLKIT_RULES_DIR=${POLKIT_RULES_DIR:-/usr/share/polkit-1/rules.d}
 else
@@ -56,7 +60,7 @@ BASH_COMPLETION_DIR=${BASH_COMPLETION_DIR:-$PREFIX/share/bash-completion/complet
 
 UNITS=(ondemand-helperd.service ondemand-helperd.socket ondemand-podman@.service
   ondemand-podman-simple@.service ondemand-podman-systemd@.service ondemand-docker@.service
-  ondemand-exec@.service)
+  ondemand-exec@.service ondemand-oci@.service ondemand-apps.slice)
 DOCS=(README.md docs/units.md docs/install.md docs/directives.md docs/helperd.md
   docs/lifecycle.md docs/PROTOCOL.md docs/design.md LICENSE)
 
@@ -77,6 +81,7 @@ manifest() {
   echo "$BASH_COMPLETION_DIR/ondemandctl"
   local u d
   for u in "${UNITS[@]}"; do echo "$SYSTEMD_UNIT_DIR/$u"; done
+  echo "$TMPFILES_DIR/ondemand.conf"
   echo "$POLKIT_RULES_DIR/50-ondemand.rules"
   echo "$DATADIR/ondemand-helperd.service.d/root.conf"
   for d in "${DOCS[@]}"; do [ -e "$TOP/$d" ] && echo "$DOCDIR/$(basename "$d")"; done
@@ -168,6 +173,34 @@ create_key() {
   log "generated $key (0600 root:root): nginx's ondemand_helper ... key=$key; needs a helperd restart"
 }
 
+# The app files are root-equivalent (ARGS and IMAGE reach `podman run`, EXEC is a command line)
+# and may hold the apps' secrets: /etc/ondemand/apps is 2750 root:ondemand (helperd, the user
+# ondemand, reads them through the group; setgid, so new files get the group). Existing app files
+# keep their modes, but those others may read or write are named (docs/install.md).
+secure_apps_dir() {
+  local dir=$DESTDIR$SYSCONF_DIR/apps gid f loose=()
+  if [ -n "$DESTDIR" ]; then
+    gid=$(awk -F: -v g="$HELPERD_USER" '$1 == g { print $3 }' "$DESTDIR/etc/group" 2>/dev/null || true)
+  else
+    gid=$(getent group "$HELPERD_USER" | cut -d: -f3)
+  fi
+  if [ -n "$gid" ]; then
+    chown "0:$gid" "$dir"
+  else
+    log "no group $HELPERD_USER: $SYSCONF_DIR/apps stays root's (the package's postinst must chgrp it)"
+  fi
+  chmod 2750 "$dir"
+  for f in "$dir"/*.conf; do
+    [ -e "$f" ] || continue
+    [ -n "$(find "$f" -maxdepth 0 -perm /0026)" ] && loose+=("${f#"$DESTDIR"}")
+  done
+  if [ ${#loose[@]} -gt 0 ]; then
+    log "warning: app files others may read or their group may write: ${loose[*]}"
+    log "         (they are root-equivalent and may hold secrets): chmod 0640 them"
+  fi
+  return 0
+}
+
 do_install() {
   local f
   local built=("$BIN_DIR/ondemand-helperd" "$BIN_DIR/ondemandctl")
@@ -192,6 +225,7 @@ do_install() {
   put 0644 "$TOP/docs/man/ondemandctl.1" "$MANDIR/man1/ondemandctl.1" rewrite
   put 0644 "$TOP/scripts/bash-completion/ondemandctl" "$BASH_COMPLETION_DIR/ondemandctl"
   for f in "${UNITS[@]}"; do put 0644 "$TOP/units/$f" "$SYSTEMD_UNIT_DIR/$f" rewrite; done
+  put 0644 "$TOP/units/tmpfiles.d/ondemand.conf" "$TMPFILES_DIR/ondemand.conf"
   put 0644 "$TOP/units/50-ondemand.rules" "$POLKIT_RULES_DIR/50-ondemand.rules"
   put 0644 "$TOP/units/ondemand-helperd.service.d/root.conf" \
     "$DATADIR/ondemand-helperd.service.d/root.conf"
@@ -204,7 +238,8 @@ do_install() {
   for d in prometheus.yml grafana-ondemand.json ondemand-metrics.schema.json; do
     put 0644 "$TOP/docs/examples/$d" "$DOCDIR/examples/$d"
   done
-  install -d -m 0755 "$DESTDIR$SYSCONF_DIR" "$DESTDIR$SYSCONF_DIR/apps"
+  install -d -m 0755 "$DESTDIR$SYSCONF_DIR"
+  install -d -m 2750 "$DESTDIR$SYSCONF_DIR/apps"
   # helperd's settings: the operator's file is never overwritten
   if [ -e "$DESTDIR$SYSCONF_DIR/helperd.toml" ]; then
     log "$SYSCONF_DIR/helperd.toml exists: kept (the shipped default is $DOCDIR/examples/helperd.toml)"
@@ -214,9 +249,11 @@ do_install() {
   put 0644 "$TOP/units/helperd.toml" "$DOCDIR/examples/helperd.toml"
   create_key
   create_user
+  secure_apps_dir
   log "installed into ${DESTDIR:-/} (PREFIX=$PREFIX)"
   if [ -z "$DESTDIR" ]; then
-    log "next: systemctl daemon-reload && systemctl enable --now ondemand-helperd.socket"
+    log "next: systemd-tmpfiles --create ondemand.conf && systemctl daemon-reload &&"
+    log "      systemctl enable --now ondemand-helperd.socket"
     log "      (helperd runs as $HELPERD_USER; polkit rule in $POLKIT_RULES_DIR; root: see units.md)"
     if [ ! -x /usr/lib/polkit-1/polkitd ]; then
       log "warning: polkitd is not installed: systemd will refuse $HELPERD_USER's start/stop calls;"
@@ -236,7 +273,8 @@ do_uninstall() {
     fi
   done < <(manifest)
   # our own directories, if now empty (never /etc/ondemand: it holds the operator's app files)
-  for f in "$DOCDIR/examples" "$DOCDIR" "$DATADIR/ondemand-helperd.service.d" "$DATADIR"; do
+  for f in "$DOCDIR/examples" "$DOCDIR" "$DATADIR/ondemand-helperd.service.d" "$DATADIR" \
+    "$TMPFILES_DIR"; do
     [ -d "$DESTDIR$f" ] && rmdir "$DESTDIR$f" 2>/dev/null || true
   done
   log "removed from ${DESTDIR:-/} (PREFIX=$PREFIX); $SYSCONF_DIR and the user $HELPERD_USER are left as they are"
@@ -249,5 +287,5 @@ case "${1:-}" in
   install) do_install ;;
   uninstall) do_uninstall ;;
   list) manifest ;;
-  *) sed -n '2,27p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,30p' "$0" >&2; exit 2 ;;
 esac

@@ -57,6 +57,7 @@ for my $prefix ('/usr', '/opt/ondemand') {
     stage_user_db() if $with_passwd;
     my ($out, $st) = run_cmd($script, 'install');
     is($st, 0, "PREFIX=$prefix: install") or diag($out);
+    my $install_out = $out;
     if ($with_passwd) {
         like($out, qr/created the system user ondemand/, 'the system user is created');
         my $passwd = slurp("$dest/etc/passwd");
@@ -110,6 +111,31 @@ for my $prefix ('/usr', '/opt/ondemand') {
     is(readlink("$dest/etc/nginx/modules-enabled/50-mod-http-ondemand.conf"),
         '/usr/share/nginx/modules-available/mod-http-ondemand.conf', 'module enabled, Debian style');
     ok(-d "$dest/etc/ondemand/apps", '/etc/ondemand/apps exists');
+    # the app files are root-equivalent and may hold secrets (issue #15): only root and helperd's
+    # group may read them, and new files get that group (setgid)
+    my @ad = stat "$dest/etc/ondemand/apps";
+    is(sprintf('%04o', $ad[2] & 07777), '2750', '/etc/ondemand/apps is 2750');
+    is($ad[4], 0, '/etc/ondemand/apps belongs to root');
+    if ($with_passwd) {
+        my ($gid) = slurp("$dest/etc/group") =~ /^ondemand:x:(\d+):/m;
+        is($ad[5], $gid, "/etc/ondemand/apps: group ondemand (helperd reads the app files)");
+    } else {
+        like($install_out, qr{no group ondemand: /etc/ondemand/apps stays root's},
+            'no group ondemand: said so');
+    }
+    is(slurp("$dest$prefix/lib/tmpfiles.d/ondemand.conf") =~ m{^d /run/ondemand/apps 0750 root www-data -$}m
+        ? 1 : 0, 1, 'tmpfiles.d: /run/ondemand/apps 0750 root:www-data (the apps\' sockets)');
+    like(slurp("$unitdir/ondemand-exec\@.service") // '', qr/^Slice=ondemand-apps\.slice$/m,
+        'the app templates run in ondemand-apps.slice');
+    ok(-f "$unitdir/ondemand-apps.slice", 'and the slice is installed');
+    spew("$dest/etc/ondemand/apps/loose.conf", "EXEC=/bin/true\n");
+    chmod 0644, "$dest/etc/ondemand/apps/loose.conf";
+    ($out, $st) = run_cmd($script, 'install');
+    like($out, qr{warning: app files others may read or their group may write: /etc/ondemand/apps/loose\.conf},
+        'install names an app file others may read');
+    is(sprintf('%04o', (stat "$dest/etc/ondemand/apps/loose.conf")[2] & 07777), '0644',
+        'and leaves its mode alone');
+    unlink "$dest/etc/ondemand/apps/loose.conf";
 
     ($out, $st) = run_cmd("$dest$prefix/bin/ondemandctl", '--apps-dir', "$dest/etc/ondemand/apps",
         'check');

@@ -4,8 +4,9 @@
 # and `systemd-escape` turns such a name into \xNN escapes, which is what reaches %i. The
 # templates pass %t and %i to the script as arguments ($1, $2) and quote them there, so even
 # that escaped text arrives byte for byte as data: the container name and volume carry it
-# exactly, and nothing runs. podman and docker are replaced by a recorder of their arguments
-# (a copy of each shipped template with only that path changed), so no engine is needed.
+# exactly, and nothing runs. podman, docker and crun (ondemand-oci@) are replaced by a recorder
+# of their arguments (a copy of each shipped template with only that path changed), so no engine
+# is needed. The app file's NETWORK (issue #15) reaches `--network=` the same way: as data.
 
 use strict;
 use warnings;
@@ -14,6 +15,7 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use Ondemand::Test;
 use Ondemand::Containers;
+use File::Path qw(make_path);
 
 sandbox_up();
 my $dir = testdir();
@@ -50,7 +52,9 @@ symlink($rec, "$dir/docker") or die;
 for my $name ($esc, $globbed) {
     my $conf = conf_dir() . "/apps/$name.conf";
     open($fh, '>', $conf) or die "$conf: $!";
-    print $fh "IMAGE=localhost/img:1\nCMD=/bin/app\n";
+    # NETWORK reaches `--network=` from the environment: even a value ondemandctl would refuse
+    # stays data
+    print $fh "IMAGE=localhost/img:1\nCMD=/bin/app\nNETWORK=\$(touch pwned4)\n";
     close $fh;
 }
 
@@ -82,10 +86,44 @@ for my $t (qw(podman podman-simple podman-systemd docker)) {
     is($after{'--name'}, "ondemand-$esc", "$t: the container name carries %i byte for byte");
     is($after{'-v'}, "$rt/ondemand/apps/$esc:/run/ondemand", "$t: so does the socket volume");
     is($args[-1], '/bin/app', "$t: the app file's CMD comes last");
+    is(scalar(grep { $_ eq '--network=$(touch pwned4)' } @args), 1,
+        "$t: NETWORK reaches --network= byte for byte");
     systemctl('stop', $unit);
     systemctl('reset-failed', $unit);
 }
-for my $f (qw(pwned pwned2 pwned3)) {
+# ondemand-oci@: the script gets the bundle, crun's state directory and %i as $1 $2 $3; crun is
+# replaced by the recorder, and the bundle (%S/ondemand/oci/%i, %S = $XDG_CONFIG_HOME here) exists.
+{
+    my $file = repo_root() . '/units/ondemand-oci@.service';
+    open($fh, '<', $file) or die $!;
+    my $text = do { local $/; <$fh> };
+    close $fh;
+    my ($script) = $text =~ /^ExecStart=\/bin\/sh -c '(.*?)'/ms;
+    unlike($script, qr/%[itS]/, 'ondemand-oci@.service: no %i, %t or %S inside the sh -c script');
+    symlink($rec, "$dir/crun") or die;
+    $text =~ s{/usr/bin/crun}{$dir/crun}g;
+    install_unit('ondemand-oci@.service', $text);
+    my $bundle = conf_dir() . "/oci/$esc";
+    make_path($bundle);
+    open($fh, '>', "$bundle/config.json") or die $!;
+    close $fh;
+    my $unit = "ondemand-oci\@$esc.service";
+    my ($o, $s) = systemctl('start', '--no-block', $unit);
+    is($s, 0, "oci: start job queued for $unit") or diag($o);
+    my $calls;
+    ok(wait_for(sub {
+        open(my $c, '<', "$dir/calls.crun") or return 0;
+        $calls = do { local $/; <$c> };
+        $calls =~ /^run$/m;
+    }, timeout => 20, what => 'oci: crun run'), 'oci: crun was run');
+    my ($run) = ($calls // '') =~ /--call--\n(--root=.*?\nrun\n.*?)(?=--call--|\z)/s;
+    my @args = split /\n/, $run // '';
+    is_deeply(\@args, [ "--root=$rt/ondemand-oci", '--cgroup-manager=disabled', 'run',
+        "--bundle=$bundle", "ondemand-$esc" ], 'oci: the bundle and the container id carry %i byte for byte');
+    systemctl('stop', $unit);
+    systemctl('reset-failed', $unit);
+}
+for my $f (qw(pwned pwned2 pwned3 pwned4)) {
     ok(!-e "$dir/$f" && !-e "/$f" && !-e "$rt/$f" && !-e "$ENV{HOME}/$f", "nothing ran: no file $f");
 }
 

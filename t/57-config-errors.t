@@ -1,7 +1,7 @@
 #!/usr/bin/perl
 # Fault suite (issue #11, 8): configuration errors that `nginx -t` must refuse, each with a
-# clear message naming the problem: two upstreams with the same unit=, and a static
-# `ondemand_app` that names no app. Each is checked against the same file without the mistake.
+# clear message naming the problem: two upstreams with the same unit=, a static
+# `ondemand_app` that names no app, and a malformed `ondemand_max_memory`. Each is checked against the same file without the mistake.
 
 use strict;
 use warnings;
@@ -50,5 +50,17 @@ ok($ok, 'control: a static ondemand_app naming a configured app passes nginx -t'
 EOF2
 ok(!$ok, 'a static `ondemand_app nosuchapp;` fails nginx -t') or diag($out);
 like($out, qr/\[emerg\].*nosuchapp/, 'the message names the unknown app') or diag($out);
+
+# -- ondemand_max_memory: a size, and an optional expect=SIZE
+my $blog = "    upstream blog { server unix:$sock/blog.sock; ondemand unit=ondemand-blog.service; }\n";
+($ok, $out) = nginx_t(conf('max-memory', "    ondemand_max_memory 512m expect=48m;\n" . $blog . $server->('blog')));
+ok($ok, 'control: `ondemand_max_memory 512m expect=48m;` passes nginx -t') or diag($out);
+for my $bad ([ 'lots', qr/invalid ondemand_max_memory size "lots"/ ],
+             [ '512m expect=x', qr/invalid ondemand_max_memory expect="x"/ ],
+             [ '512m 48m', qr/invalid parameter "48m" of ondemand_max_memory/ ]) {
+    ($ok, $out) = nginx_t(conf('max-memory-bad', "    ondemand_max_memory $bad->[0];\n" . $blog . $server->('blog')));
+    ok(!$ok, "`ondemand_max_memory $bad->[0];` fails nginx -t") or diag($out);
+    like($out, $bad->[1], 'the message says what is wrong') or diag($out);
+}
 
 done_testing();

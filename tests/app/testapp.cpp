@@ -3,8 +3,11 @@
 //
 //   ondemand-testapp --socket PATH [--name NAME] [--delay-ms N] [--exit-before-listen[=CODE]]
 //                    [--never-listen] [--backlog N] [--notify] [--log-requests]
+//                    [--alloc-mib N]
 //
-// Start-up: sleep --delay-ms (a slow app), then either exit with CODE (--exit-before-listen,
+// Start-up: with --alloc-mib, allocate N MiB and write every page of it (so that it is resident:
+// the memory tests and benchmarks, docs/lifecycle.md "A memory budget"); sleep --delay-ms (a slow
+// app), then either exit with CODE (--exit-before-listen,
 // default 3), stay up without ever creating the socket (--never-listen), or bind + listen,
 // chmod 0666 and, with --notify, sd_notify("READY=1"). SIGTERM/SIGINT: unlink the socket (if it is
 // still ours) and exit 0.
@@ -41,6 +44,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include <vector>
 
 namespace asio = boost::asio;
 using asio::awaitable;
@@ -63,6 +67,7 @@ struct Options {
     int backlog = 128;
     bool notify = false;
     bool log_requests = false;
+    unsigned long alloc_mib = 0;
 };
 
 // The process-wide state: options plus what the signal handler needs to clean up.
@@ -498,8 +503,20 @@ awaitable<void> accept_loop(App& app, stream_protocol::acceptor& acceptor) {
     }
 }
 
+// --alloc-mib: N MiB, every page written, held until exit.
+std::vector<char> resident_memory;
+
+void allocate_resident(App& app) {
+    constexpr std::size_t mib = 1024 * 1024;
+    if (app.opt.alloc_mib == 0)
+        return;
+    resident_memory.assign(app.opt.alloc_mib * mib, '\x5a'); // assign() touches every byte
+    log_line(app, "allocated %lu MiB (--alloc-mib)", app.opt.alloc_mib);
+}
+
 awaitable<void> start(App& app, asio::io_context& io, stream_protocol::acceptor& acceptor) {
     const Options& opt = app.opt;
+    allocate_resident(app);
     if (opt.delay_ms > 0) {
         log_line(app, "delaying start-up by %lu ms", opt.delay_ms);
         asio::steady_timer delay(co_await asio::this_coro::executor,
@@ -550,7 +567,7 @@ awaitable<void> start(App& app, asio::io_context& io, stream_protocol::acceptor&
                  "ondemand-testapp: %s\n"
                  "usage: ondemand-testapp --socket PATH [--name NAME] [--delay-ms N]\n"
                  "         [--exit-before-listen[=CODE]] [--never-listen] [--backlog N] "
-                 "[--notify] [--log-requests]\n",
+                 "[--notify] [--log-requests] [--alloc-mib N]\n",
                  why);
     std::exit(2);
 }
@@ -584,7 +601,11 @@ Options parse_args(int argc, char** argv) {
             number(opt.delay_ms);
         else if (arg == "--backlog")
             number(opt.backlog);
-        else if (arg == "--exit-before-listen") {
+        else if (arg == "--alloc-mib") {
+            number(opt.alloc_mib);
+            if (opt.alloc_mib > 64 * 1024)
+                usage("bad --alloc-mib (at most 65536)");
+        } else if (arg == "--exit-before-listen") {
             int code = 3;
             if (inline_value && !parse_number(*inline_value, code))
                 usage("bad exit code");

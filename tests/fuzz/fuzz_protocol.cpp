@@ -35,7 +35,7 @@ bool same(const proto::message& a, const proto::message& b) {
            a.gen == b.gen && a.unit == b.unit && a.ready == b.ready &&
            a.timeout_ms == b.timeout_ms && a.socket == b.socket && a.lease_ms == b.lease_ms &&
            a.force == b.force && a.state == b.state && a.attrs == b.attrs && a.reason == b.reason &&
-           a.text == b.text;
+           a.text == b.text && a.topic == b.topic && a.memory_bytes == b.memory_bytes;
 }
 
 // Every field next_attr() takes off must be found by find_attr(), at that field or at an

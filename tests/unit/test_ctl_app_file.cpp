@@ -70,7 +70,8 @@ TEST(CtlAppFile, EveryKindHasItsTemplate) {
     for (auto [kind, unit] : {std::pair{"podman", "ondemand-podman@x.service"},
                               std::pair{"podman-simple", "ondemand-podman-simple@x.service"},
                               std::pair{"podman-systemd", "ondemand-podman-systemd@x.service"},
-                              std::pair{"docker", "ondemand-docker@x.service"}}) {
+                              std::pair{"docker", "ondemand-docker@x.service"},
+                              std::pair{"oci", "ondemand-oci@x.service"}}) {
         parse_result r = parse_app_file("x.conf", std::string("KIND=") + kind + "\nIMAGE=i\n");
         ASSERT_TRUE(r.app) << kind << ": " << errors_of(r);
         EXPECT_EQ(r.app->unit(), unit);
@@ -138,6 +139,21 @@ TEST(CtlAppFile, RequiredKeys) {
     EXPECT_NE(errors_of(parse_app_file("a.conf", "KIND=exec\nEXEC=/x\nIMAGE=i\n"))
                   .find("a.conf:3: IMAGE: only for container kinds"),
               std::string::npos);
+}
+
+TEST(CtlAppFile, OciTakesNoPodmanOptions) {
+    parse_result ok = parse_app_file("a.conf", "KIND=oci\nIMAGE=i\nCMD=/bin/a --x\n");
+    ASSERT_TRUE(ok.app) << errors_of(ok);
+    EXPECT_EQ(ok.app->kind, app_kind::oci);
+    EXPECT_EQ(ok.app->cmd, "/bin/a --x");
+    EXPECT_NE(errors_of(parse_app_file("a.conf", "KIND=oci\n")).find("a.conf: IMAGE: required"),
+              std::string::npos);
+    std::string e = errors_of(parse_app_file("a.conf", "KIND=oci\nIMAGE=i\nARGS=--memory=1g\n"));
+    EXPECT_NE(e.find("a.conf:3: ARGS: podman's, not for KIND=oci"), std::string::npos) << e;
+    e = errors_of(parse_app_file("a.conf", "KIND=oci\nIMAGE=i\nPULL=missing\n"));
+    EXPECT_NE(e.find("a.conf:3: PULL: podman's, not for KIND=oci"), std::string::npos) << e;
+    e = errors_of(parse_app_file("a.conf", "KIND=oci\nIMAGE=i\nREADY=notify\n"));
+    EXPECT_NE(e.find("READY: notify needs a Type=notify unit"), std::string::npos) << e;
 }
 
 TEST(CtlAppFile, NotifyNeedsANotifyUnit) {

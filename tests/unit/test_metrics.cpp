@@ -33,6 +33,7 @@ one_app_fixture one_app() {
     record.counters.count(request_outcome::warm);
     record.counters.count(request_outcome::cold);
     record.counters.observe_hold(120);
+    record.memory_bytes.store(41943040);
     one_app_fixture f;
     f.app = snapshot_of(record, "blog", "ondemand-exec@my\\x2dblog.service", 1795332776123);
     f.m.zone_size_bytes = 1048576;
@@ -107,6 +108,8 @@ TEST(Metrics, JsonCarriesTheSameNumbers) {
     EXPECT_EQ(app["starts"], 1);
     EXPECT_EQ(app["requests"]["warm"], 2);
     EXPECT_EQ(app["requests"]["max-running"], 0);
+    EXPECT_EQ(app["requests"]["max-memory"], 0);
+    EXPECT_EQ(app["memory_bytes"], 41943040);
     EXPECT_DOUBLE_EQ(app["last_request"].get<double>(), 1795332776.123);
     EXPECT_EQ(app["hold_seconds"]["count"], 1);
     EXPECT_EQ(app["hold_seconds"]["buckets"].back()["le"], "+Inf");
@@ -131,6 +134,19 @@ TEST(Metrics, JsonIsChosenByQueryOrAccept) {
     EXPECT_FALSE(wants_json("", "text/plain"));
 }
 
+TEST(Metrics, MemoryIsTheLastFigureWhileTheAppRuns) {
+    app_record record;
+    record.memory_bytes.store(41943040);
+    EXPECT_EQ(snapshot_of(record, "a", "a.service", 0).memory_bytes, 0u) << "cold";
+    record.state.store(app_state::frozen);
+    EXPECT_EQ(snapshot_of(record, "a", "a.service", 0).memory_bytes, 41943040u);
+    one_app_fixture f = one_app();
+    EXPECT_THAT(prometheus(f),
+                HasSubstr(std::string("\nondemand_app_memory_bytes") +
+                          R"({app="blog",unit="ondemand-exec@my\\x2dblog.service"} 41943040)" +
+                          "\n"));
+}
+
 TEST(Metrics, OutcomeNamesAreThoseOfOndemandStatus) {
     EXPECT_EQ(outcome_name(request_outcome::warm), "warm");
     EXPECT_EQ(outcome_name(request_outcome::queue_full), "queued-full");
@@ -138,4 +154,5 @@ TEST(Metrics, OutcomeNamesAreThoseOfOndemandStatus) {
     EXPECT_EQ(outcome_name(request_outcome::abandoned), "abandoned");
     EXPECT_EQ(outcome_name(request_outcome::not_woken), "not-woken");
     EXPECT_EQ(outcome_name(request_outcome::wait_page), "wait-page");
+    EXPECT_EQ(outcome_name(request_outcome::max_memory), "max-memory");
 }

@@ -186,12 +186,16 @@ END {
 # traffic), the container killed from outside (helperd pushes DOWN, the next request starts it
 # again), idle stop (the container is gone); then an app whose image is missing: a prompt 502
 # and a reason that names the image. Options: engine (name in test names), cli (podman/docker
-# function), shapes ({ app => template prefix }), unit_of (app -> unit), missing_image.
+# function), shapes ({ app => template prefix }), unit_of (app -> unit), missing_image,
+# missing_status (the unit's StatusText for the missing image; default podman's), extra_http
+# (more nginx http lines, e.g. upstreams for the caller's own steps; nginx keeps running after).
 sub container_suite {
     my (%o) = @_;
     my ($shape, $unit_of, $cli) = @o{qw(shapes unit_of cli)};
+    my $missing_status = $o{missing_status}
+        // "image $o{missing_image} not found (pull it first; PULL=never)";
 
-    my $upstreams = '';
+    my $upstreams = $o{extra_http} // '';
     for my $app ((sort keys %$shape), 'noimg') {
         $upstreams .= <<~"EOF";
         upstream $app {
@@ -269,9 +273,8 @@ sub container_suite {
     ok($line, 'missing image: the error log says the app failed to start');
     diag("reason logged: $line") if $line;
     is((run_cmd('systemctl', '--user', 'show', '-p', 'StatusText', '--value', $unit_of->('noimg')))[0],
-        "image $o{missing_image} not found (pull it first; PULL=never)\n",
-        "missing image: the unit's status text names the image");
-    like($line // '', qr/status: image \Q$o{missing_image}\E not found \(pull it first; PULL=never\)/,
+        "$missing_status\n", "missing image: the unit's status text names the image");
+    like($line // '', qr/status: \Q$missing_status\E/,
         'missing image: the reason in the error log names the image (the unit\'s StatusText)');
 }
 
@@ -342,7 +345,8 @@ C<conf_dir()/docker.env> (C<DOCKER_HOST>, json-file logs) and imports the image.
 C<docker(@args)> runs the docker CLI against it.
 
 =item container_suite(engine => 'podman', cli => \&podman, shapes => { app => 'ondemand-podman' },
-unit_of => sub { ... }, missing_image => 'localhost/x:latest')
+unit_of => sub { ... }, missing_image => 'localhost/x:latest', missing_status => '...',
+extra_http => '...')
 
 Starts nginx and runs the end-to-end steps every engine goes through (see the comment above it).
 

@@ -158,6 +158,7 @@ sub testapp_unit {
         ? $opts{exit_before_listen} : 3) if $opts{exit_before_listen};
     push @args, '--notify'       if $opts{notify};
     push @args, '--log-requests' if $opts{log_requests};
+    push @args, '--alloc-mib', $opts{alloc_mib} if defined $opts{alloc_mib};
     my $type = $opts{notify} ? "Type=notify\nNotifyAccess=main" : 'Type=simple';
     my $extra = $opts{service} // '';
     $extra .= "\n" if length $extra && $extra !~ /\n\z/;
