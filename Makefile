@@ -1,5 +1,6 @@
 # ondemand: top-level build. `make demo` and `make test` are the only commands
 # needed on a fresh Debian 12 machine (as root): both install packages and build first.
+# `make deb` builds the Debian packages into build/deb/ (docs/install.md).
 
 SHELL := /bin/bash
 TOP := $(CURDIR)
@@ -8,17 +9,26 @@ BIN := $(BUILD)/bin
 NGX_BUILD := $(BUILD)/nginx
 MODULE := $(BUILD)/modules/ngx_http_ondemand_module.so
 JOBS ?= $(shell nproc)
+# The one place the version is written: debian/changelog's first line (CMakeLists.txt reads it too).
+VERSION := $(shell head -n1 $(TOP)/debian/changelog | cut -d' ' -f2 | tr -d '()')
 
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all deps build helperd module test unit-test integration-test e2e-test demo bench \
-        format lint clean install uninstall
+.PHONY: all deps test-deps build helperd module test unit-test integration-test e2e-test demo bench \
+        format lint clean install uninstall deb test-deb version demo-deps bench-deps
 
 all: build
 
+# Packages by purpose (scripts/deps.sh): `make deps` only what building needs.
 deps:
-	@scripts/deps.sh
+	@scripts/deps.sh build
+
+test-deps:
+	@scripts/deps.sh build test
+
+version:
+	@echo $(VERSION)
 
 build: helperd module
 
@@ -49,7 +59,7 @@ $(MODULE): $(NGX_BUILD)/Makefile $(MODULE_SOURCES)
 unit-test: helperd
 	$(BIN)/ondemand-unit-tests
 
-test: deps build
+test: test-deps build
 	scripts/run-tests
 
 # libFuzzer targets (tests/fuzz/, clang): the protocol codec (docs/PROTOCOL.md), helperd's config
@@ -60,7 +70,8 @@ test: deps build
 # line limit).
 FUZZ_SECONDS ?= 30
 FUZZ_TARGETS := protocol config app_file app_core
-FUZZ_CXX := clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+FUZZ_CXX := clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+  -DONDEMAND_VERSION='"$(VERSION)"'
 FUZZ_MAX_LEN_protocol := 8192
 FUZZ_MAX_LEN_config := 4096
 FUZZ_MAX_LEN_app_file := 4096
@@ -119,7 +130,10 @@ sanitize:
 sanitize-test: sanitize
 	scripts/sanitize-test
 
-demo: deps build
+demo-deps:
+	@scripts/deps.sh build demo
+
+demo: demo-deps build
 	scripts/demo
 
 # PREFIX and DESTDIR aware; copies files only (docs/install.md says what to run next).
@@ -129,8 +143,21 @@ install: build
 uninstall:
 	PREFIX=$(PREFIX) DESTDIR=$(DESTDIR) scripts/install.sh uninstall
 
-bench: deps build
+bench-deps:
+	@scripts/deps.sh build bench
+
+bench: bench-deps build
 	bench/run
+
+# The Debian packages (debian/), built with dpkg-buildpackage in a copy of the tree under
+# build/deb/ (the repository stays clean); the .debs land in build/deb/. `make test-deb`
+# installs them into a fresh Debian 12 root, checks them, removes and purges them
+# (scripts/test-deb).
+deb: deps
+	scripts/build-deb
+
+test-deb: test-deps deb
+	scripts/test-deb
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.h' | grep -v '^ngx_module/ngx_http_')

@@ -13,7 +13,9 @@
 #   $POLKIT_RULES_DIR/50-ondemand.rules                         (default /etc/polkit-1/rules.d;
 #                                                                /usr/share/... when PREFIX=/usr)
 #   $PREFIX/share/ondemand/ondemand-helperd.service.d/root.conf  (opt-in: helperd as root)
-#   $PREFIX/share/doc/ondemand/*.md and examples/
+#   $PREFIX/share/doc/ondemand/*.md, LICENSE and examples/
+#   $PREFIX/share/man/man8/ondemand-helperd.8, man1/ondemandctl.1   (docs/man/)
+#   $BASH_COMPLETION_DIR/ondemandctl    (default $PREFIX/share/bash-completion/completions)
 #   /etc/ondemand/helperd.toml (helperd's settings; only when missing, never removed)
 #   /etc/ondemand/helperd.key (the key nginx and helperd share: 32 random bytes as 64 hex
 #                              digits, 0600 root:root; only when missing, never removed; not
@@ -23,6 +25,9 @@
 #                        but those others may read or write are named)
 # and the system user `ondemand` that the helperd unit runs as (unless it exists; under a
 # DESTDIR only when DESTDIR/etc/passwd exists, with useradd --root; never removed).
+# debian/rules stages the `ondemand` package with it: BIN_DIR (the built binaries, default
+# build/bin), INSTALL_MODULE=0 (the module and its load line are left to nginx-dev's nginx_mod
+# buildsystem and dh_nginx) and SYSTEMD_UNIT_DIR=/lib/systemd/system.
 set -euo pipefail
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -34,6 +39,9 @@ NGINX_MODULES_DIR=${NGINX_MODULES_DIR:-/usr/lib/nginx/modules}
 NGINX_MODULES_AVAILABLE=${NGINX_MODULES_AVAILABLE:-/usr/share/nginx/modules-available}
 NGINX_MODULES_ENABLED=${NGINX_MODULES_ENABLED:-/etc/nginx/modules-enabled}
 ENABLE_MODULE=${ENABLE_MODULE:-1}
+INSTALL_MODULE=${INSTALL_MODULE:-1}
+BIN_DIR=${BIN_DIR:-$TOP/build/bin}
+MODULE_FILE=${MODULE_FILE:-$TOP/build/modules/ngx_http_ondemand_module.so}
 SYSTEMD_UNIT_DIR=${SYSTEMD_UNIT_DIR:-$PREFIX/lib/systemd/system}
 TMPFILES_DIR=${TMPFILES_DIR:-$PREFIX/lib/tmpfiles.d}
 if [ "$PREFIX" = /usr ]; then
@@ -47,12 +55,14 @@ SBINDIR=$PREFIX/sbin
 BINDIR=$PREFIX/bin
 DATADIR=$PREFIX/share/ondemand
 DOCDIR=$PREFIX/share/doc/ondemand
+MANDIR=$PREFIX/share/man
+BASH_COMPLETION_DIR=${BASH_COMPLETION_DIR:-$PREFIX/share/bash-completion/completions}
 
 UNITS=(ondemand-helperd.service ondemand-helperd.socket ondemand-podman@.service
   ondemand-podman-simple@.service ondemand-podman-systemd@.service ondemand-docker@.service
   ondemand-exec@.service ondemand-oci@.service ondemand-apps.slice)
 DOCS=(README.md docs/units.md docs/install.md docs/directives.md docs/helperd.md
-  docs/lifecycle.md docs/PROTOCOL.md docs/design.md)
+  docs/lifecycle.md docs/PROTOCOL.md docs/design.md LICENSE)
 
 log() { printf 'install: %s\n' "$*"; }
 die() { printf 'install: %s\n' "$*" >&2; exit 1; }
@@ -61,9 +71,14 @@ die() { printf 'install: %s\n' "$*" >&2; exit 1; }
 manifest() {
   echo "$SBINDIR/ondemand-helperd"
   echo "$BINDIR/ondemandctl"
-  echo "$NGINX_MODULES_DIR/ngx_http_ondemand_module.so"
-  echo "$NGINX_MODULES_AVAILABLE/mod-http-ondemand.conf"
-  [ "$ENABLE_MODULE" = 0 ] || echo "$NGINX_MODULES_ENABLED/50-mod-http-ondemand.conf"
+  if [ "$INSTALL_MODULE" != 0 ]; then
+    echo "$NGINX_MODULES_DIR/ngx_http_ondemand_module.so"
+    echo "$NGINX_MODULES_AVAILABLE/mod-http-ondemand.conf"
+    [ "$ENABLE_MODULE" = 0 ] || echo "$NGINX_MODULES_ENABLED/50-mod-http-ondemand.conf"
+  fi
+  echo "$MANDIR/man8/ondemand-helperd.8"
+  echo "$MANDIR/man1/ondemandctl.1"
+  echo "$BASH_COMPLETION_DIR/ondemandctl"
   local u d
   for u in "${UNITS[@]}"; do echo "$SYSTEMD_UNIT_DIR/$u"; done
   echo "$TMPFILES_DIR/ondemand.conf"
@@ -188,20 +203,27 @@ secure_apps_dir() {
 
 do_install() {
   local f
-  for f in build/bin/ondemand-helperd build/bin/ondemandctl build/modules/ngx_http_ondemand_module.so; do
-    [ -e "$TOP/$f" ] || die "$f is not built: run make first"
+  local built=("$BIN_DIR/ondemand-helperd" "$BIN_DIR/ondemandctl")
+  [ "$INSTALL_MODULE" = 0 ] || built+=("$MODULE_FILE")
+  for f in "${built[@]}"; do
+    [ -e "$f" ] || die "$f is not built: run make first"
   done
-  put 0755 "$TOP/build/bin/ondemand-helperd" "$SBINDIR/ondemand-helperd"
-  put 0755 "$TOP/build/bin/ondemandctl" "$BINDIR/ondemandctl"
-  put 0644 "$TOP/build/modules/ngx_http_ondemand_module.so" "$NGINX_MODULES_DIR/ngx_http_ondemand_module.so"
-  install -d -m 0755 "$DESTDIR$NGINX_MODULES_AVAILABLE"
-  printf 'load_module modules/ngx_http_ondemand_module.so;\n' \
-    > "$DESTDIR$NGINX_MODULES_AVAILABLE/mod-http-ondemand.conf"
-  if [ "$ENABLE_MODULE" != 0 ]; then
-    install -d -m 0755 "$DESTDIR$NGINX_MODULES_ENABLED"
-    ln -sfn "$NGINX_MODULES_AVAILABLE/mod-http-ondemand.conf" \
-      "$DESTDIR$NGINX_MODULES_ENABLED/50-mod-http-ondemand.conf"
+  put 0755 "$BIN_DIR/ondemand-helperd" "$SBINDIR/ondemand-helperd"
+  put 0755 "$BIN_DIR/ondemandctl" "$BINDIR/ondemandctl"
+  if [ "$INSTALL_MODULE" != 0 ]; then
+    put 0644 "$MODULE_FILE" "$NGINX_MODULES_DIR/ngx_http_ondemand_module.so"
+    install -d -m 0755 "$DESTDIR$NGINX_MODULES_AVAILABLE"
+    printf 'load_module modules/ngx_http_ondemand_module.so;\n' \
+      > "$DESTDIR$NGINX_MODULES_AVAILABLE/mod-http-ondemand.conf"
+    if [ "$ENABLE_MODULE" != 0 ]; then
+      install -d -m 0755 "$DESTDIR$NGINX_MODULES_ENABLED"
+      ln -sfn "$NGINX_MODULES_AVAILABLE/mod-http-ondemand.conf" \
+        "$DESTDIR$NGINX_MODULES_ENABLED/50-mod-http-ondemand.conf"
+    fi
   fi
+  put 0644 "$TOP/docs/man/ondemand-helperd.8" "$MANDIR/man8/ondemand-helperd.8" rewrite
+  put 0644 "$TOP/docs/man/ondemandctl.1" "$MANDIR/man1/ondemandctl.1" rewrite
+  put 0644 "$TOP/scripts/bash-completion/ondemandctl" "$BASH_COMPLETION_DIR/ondemandctl"
   for f in "${UNITS[@]}"; do put 0644 "$TOP/units/$f" "$SYSTEMD_UNIT_DIR/$f" rewrite; done
   put 0644 "$TOP/units/tmpfiles.d/ondemand.conf" "$TMPFILES_DIR/ondemand.conf"
   put 0644 "$TOP/units/50-ondemand.rules" "$POLKIT_RULES_DIR/50-ondemand.rules"
@@ -265,5 +287,5 @@ case "${1:-}" in
   install) do_install ;;
   uninstall) do_uninstall ;;
   list) manifest ;;
-  *) sed -n '2,24p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,30p' "$0" >&2; exit 2 ;;
 esac

@@ -15,7 +15,7 @@ use Ondemand::Faults;
 
 for my $py (qw(prometheus_client jsonschema)) {
     my (undef, $status) = run_cmd('/usr/bin/python3', '-c', "import $py");
-    plan skip_all => "python3 module $py is missing (make deps)" if $status != 0;
+    plan skip_all => "python3 module $py is missing (make test-deps)" if $status != 0;
 }
 
 sandbox_up();

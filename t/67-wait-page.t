@@ -15,10 +15,10 @@ use Ondemand::Test;
 use Ondemand::Stack;
 
 for my $bin ('/usr/bin/chromium', '/usr/bin/chromedriver') {
-    plan skip_all => "$bin is missing (make deps)" unless -x $bin;
+    plan skip_all => "$bin is missing (make test-deps)" unless -x $bin;
 }
 my (undef, $status) = run_cmd('/usr/bin/python3', '-c', 'import selenium');
-plan skip_all => 'python3-selenium is missing (make deps)' if $status != 0;
+plan skip_all => 'python3-selenium is missing (make test-deps)' if $status != 0;
 
 sandbox_up();
 install_app('slow', delay_ms => 4000);
