@@ -92,12 +92,13 @@ $(BIN)/ondemand-fuzz-config: tests/fuzz/fuzz_config.cpp helperd/config.cpp helpe
 	  proto/ondemand_protocol.cpp proto/ondemand_protocol_text.cpp -ltomlplusplus -lfmt -lsystemd
 
 $(BIN)/ondemand-fuzz-app_file: tests/fuzz/fuzz_app_file.cpp ctl/app_file.cpp ctl/app_file.h \
-    ctl/app_tenancy.cpp ctl/app_tenancy.h ctl/env_file.cpp ctl/env_file.h ctl/gen_nginx.cpp \
-    ctl/gen_nginx.h proto/ondemand_protocol.cpp proto/ondemand_protocol_text.cpp
+    ctl/app_tenancy.cpp ctl/app_tenancy.h ctl/env_file.cpp ctl/env_file.h ctl/atomic_file.cpp \
+    ctl/atomic_file.h ctl/gen_nginx.cpp ctl/gen_nginx.h proto/ondemand_protocol.cpp \
+    proto/ondemand_protocol_text.cpp
 	mkdir -p $(dir $@)
 	$(FUZZ_CXX) -I $(TOP)/ctl -I $(TOP)/proto -o $@ tests/fuzz/fuzz_app_file.cpp ctl/app_file.cpp \
-	  ctl/app_tenancy.cpp ctl/env_file.cpp ctl/gen_nginx.cpp proto/ondemand_protocol.cpp \
-	  proto/ondemand_protocol_text.cpp
+	  ctl/app_tenancy.cpp ctl/env_file.cpp ctl/atomic_file.cpp ctl/gen_nginx.cpp \
+	  proto/ondemand_protocol.cpp proto/ondemand_protocol_text.cpp
 
 $(BIN)/ondemand-fuzz-app_core: tests/fuzz/fuzz_app_core.cpp helperd/app_core.cpp helperd/app_core.h \
     proto/ondemand_protocol.cpp proto/ondemand_protocol_text.cpp

@@ -1,5 +1,7 @@
 #include "app_tenancy.h"
 
+#include "atomic_file.h"
+
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -78,27 +80,6 @@ bool valid_network_name(std::string_view n) {
     return !n.empty() && n.size() <= 64 && alnum(n[0]) &&
            std::all_of(n.begin(), n.end(),
                        [](char c) { return alnum(c) || c == '_' || c == '.' || c == '-'; });
-}
-
-void write_file_atomically(const std::filesystem::path& file, const std::string& text) {
-    std::string tmp = file.string() + ".tmp." + std::to_string(::getpid());
-    {
-        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        out << text;
-        out.close();
-        if (!out) {
-            std::remove(tmp.c_str());
-            throw std::runtime_error("cannot write " + tmp);
-        }
-    }
-    std::error_code ec;
-    std::filesystem::permissions(tmp, std::filesystem::perms(0644), ec);
-    std::filesystem::rename(tmp, file, ec);
-    if (ec) {
-        std::remove(tmp.c_str());
-        throw std::runtime_error("cannot rename " + tmp + " to " + file.string() + ": " +
-                                 ec.message());
-    }
 }
 
 std::string read_file(const std::filesystem::path& file) {

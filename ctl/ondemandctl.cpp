@@ -11,6 +11,7 @@
 // See docs/units.md.
 #include "app_file.h"
 #include "app_tenancy.h"
+#include "atomic_file.h"
 #include "cmd_apply.h"
 #include "gen_nginx.h"
 #include "helper_client.h"
@@ -401,23 +402,7 @@ int cmd_gen_nginx(const globals& g, const std::string& output, const std::string
         std::cout << text;
         return 0;
     }
-    // Atomically: nginx never reads a half-written include.
-    std::string tmp = output + ".tmp." + std::to_string(::getpid());
-    {
-        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        out << text;
-        out.close();
-        if (!out) {
-            std::remove(tmp.c_str());
-            throw std::runtime_error("cannot write " + tmp);
-        }
-    }
-    std::error_code ec;
-    fs::rename(tmp, output, ec);
-    if (ec) {
-        std::remove(tmp.c_str());
-        throw std::runtime_error("cannot rename " + tmp + " to " + output + ": " + ec.message());
-    }
+    ctl::write_file_atomically(output, text); // nginx never reads a half-written include
     std::cerr << "gen-nginx: wrote " << output << " (" << d.apps.size() << " apps)\n";
     return 0;
 }

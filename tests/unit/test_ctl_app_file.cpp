@@ -1,5 +1,6 @@
 // ondemandctl's app-file parser: what `check` reports and what `gen-nginx` is built from.
 #include "app_file.h"
+#include "app_file_testing.h"
 
 #include <gtest/gtest.h>
 
@@ -10,18 +11,7 @@
 #include <unistd.h>
 
 using namespace ondemand::ctl;
-
-namespace {
-
-std::string errors_of(const parse_result& r) {
-    std::string out;
-    for (const auto& e : r.errors) {
-        out += e.to_string() + "\n";
-    }
-    return out;
-}
-
-} // namespace
+using ondemand::ctl::test_support::errors_of;
 
 TEST(CtlAppFile, PodmanAppWithEveryKey) {
     parse_result r = parse_app_file("/etc/ondemand/apps/blog.conf",

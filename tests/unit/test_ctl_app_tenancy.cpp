@@ -2,6 +2,7 @@
 // NETWORK, the drop-ins `ondemandctl apply` writes from them (and removes when stale), and
 // `check`'s file-mode warnings.
 #include "app_file.h"
+#include "app_file_testing.h"
 #include "app_tenancy.h"
 
 #include <gtest/gtest.h>
@@ -16,17 +17,10 @@
 #include <unistd.h>
 
 using namespace ondemand::ctl;
+using ondemand::ctl::test_support::errors_of;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string errors_of(const parse_result& r) {
-    std::string out;
-    for (const auto& e : r.errors) {
-        out += e.to_string() + "\n";
-    }
-    return out;
-}
 
 app_config must_parse(const std::string& path, const std::string& text) {
     parse_result r = parse_app_file(path, text);
