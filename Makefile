@@ -70,7 +70,8 @@ test: test-deps build
 # line limit).
 FUZZ_SECONDS ?= 30
 FUZZ_TARGETS := protocol config app_file app_core
-FUZZ_CXX := clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+FUZZ_CXX := clang++ -std=c++20 -gline-tables-only -O1 -fsanitize=fuzzer,address,undefined \
+  -fno-sanitize-recover=all \
   -DONDEMAND_VERSION='"$(VERSION)"'
 FUZZ_MAX_LEN_protocol := 8192
 FUZZ_MAX_LEN_config := 4096
