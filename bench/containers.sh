@@ -45,15 +45,22 @@ section_containers() {
     emit containers '"skipped":"podman import failed"'
     return 0
   fi
-  for t in ondemand-podman@.service ondemand-podman-simple@.service ondemand-exec@.service; do
+  for t in ondemand-podman@.service ondemand-podman-simple@.service; do
     install_unit "$t" "$(cat "$TOP/units/$t")"
   done
+  # The baseline is the same binary as a plain process (issue #16's yardstick), not the shipped
+  # exec template: its sandbox (DynamicUser=, namespaces, mounts; issue #15) costs a start far
+  # more than the process itself (docs/BENCHMARKS.md, section 6).
+  install_unit ondemand-exec@.service "[Service]
+Type=simple
+Environment=ONDEMAND_SOCKET=%t/ondemand/apps/%i/app.sock
+EnvironmentFile=%E/ondemand/apps/%i.conf
+RuntimeDirectory=ondemand/apps/%i
+RuntimeDirectoryPreserve=yes
+ExecStart=/bin/sh -c 'exec \${EXEC}'"
   local shapes=(exec podman podman-simple) s r app ups='' port
   local simage=localhost/ondemand-testapp-systemd:latest
   cp "$BIN/ondemand-testapp-static" "$SNAP/"
-  # the exec template's sandbox (PrivateTmp=, ProtectHome=) sees $SNAP only through this bind
-  mkdir -p "$ONDEMAND_SANDBOX_UNITS/ondemand-exec@.service.d"
-  install_unit ondemand-exec@.service.d/50-bench.conf "$(printf '[Service]\nBindReadOnlyPaths=%s' "$SNAP")"
   if [ -x /usr/bin/crun ] && git -C "$TOP" ls-files --error-unmatch units/ondemand-oci@.service >/dev/null 2>&1; then
     install_unit ondemand-oci@.service "$(cat "$TOP/units/ondemand-oci@.service")"
     shapes+=(oci)
