@@ -3,12 +3,11 @@
  * ngx_http_ondemand_evict: room for a cold start under ondemand_max_running
  * and ondemand_max_memory.  The least recently used idle apps are stopped
  * (ondemand::victim_chooser decides, under the zone mutex); the memory
- * figures come from helperd (SUBSCRIBE memory, MEMORY app bytes) into the
- * apps' zone records.  See docs/lifecycle.md, "A cap on running apps" and
- * "A memory budget".
+ * figures are the apps' zone records' (ngx_http_ondemand_memory.cpp).  See
+ * docs/lifecycle.md, "A cap on running apps" and "A memory budget".
  *
  * Must not call: the handler or the upstream peer.  It reaches helperd
- * through the helper connection's functions and lifecycle's send_stop.
+ * through lifecycle's send_stop.
  */
 
 
@@ -182,54 +181,5 @@ ngx_http_ondemand_evict(ngx_log_t *log, ngx_http_ondemand_app_t *app,
                           std::memory_order_relaxed));
 
         ngx_http_ondemand_send_stop(victim);
-    }
-}
-
-
-/* on each helper connection, under a budget: SUBSCRIBE memory */
-
-void
-ngx_http_ondemand_memory_subscribe(ngx_http_ondemand_main_conf_t *omcf)
-{
-    proto::message  msg;
-
-    if (omcf->max_memory == 0) {
-        return;
-    }
-
-    msg.kind = proto::verb::subscribe;
-    msg.topic = "memory";
-
-    (void) ngx_http_ondemand_helper_send(msg);
-}
-
-
-/*
- * MEMORY app bytes: the app's figure and its largest one, shared by all
- * workers.  Without fresh figures (helperd down) the last ones stay.
- */
-
-void
-ngx_http_ondemand_memory_report(const proto::message &m)
-{
-    std::uint64_t             peak;
-    ngx_http_ondemand_app_t  *app;
-
-    app = ngx_http_ondemand_find_app(ngx_http_ondemand_cycle_conf(),
-                                     (u_char *) m.app.data(), m.app.size());
-    if (app == NULL) {
-        return;
-    }
-
-    app->record->memory_bytes.store(m.memory_bytes, std::memory_order_relaxed);
-    app->record->memory_ms.store(ngx_current_msec, std::memory_order_relaxed);
-
-    peak = app->record->memory_peak.load(std::memory_order_relaxed);
-
-    while (m.memory_bytes > peak
-           && !app->record->memory_peak.compare_exchange_weak(
-                  peak, m.memory_bytes, std::memory_order_relaxed))
-    {
-        /* another worker raised it meanwhile: peak now holds its figure */
     }
 }
