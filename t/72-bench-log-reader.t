@@ -16,13 +16,15 @@ use Ondemand::Test;
 my $dir = testdir();
 my $lib = repo_root() . '/bench/lib.sh';
 
-# Runs SCRIPT (after sourcing bench/lib.sh) with stderr on a pipe whose reader (`true`) has gone
-# by the time SCRIPT writes; returns bash's exit status and whether it got past the write.
+# Runs SCRIPT (after sourcing bench/lib.sh) with stderr on a pipe whose reader has gone by the
+# time SCRIPT writes (the reader closes its end, then makes a file that SCRIPT waits for);
+# returns bash's exit status and whether it got past the write.
 sub with_gone_reader {
     my ($name, $script) = @_;
-    my ($rc, $done) = ("$dir/$name.rc", "$dir/$name.done");
-    my $inner = "set -euo pipefail; . '$lib'; $script; sleep 0.3; blog 'after the reader left'; : > '$done'";
-    my $outer = "{ bash -c \"\$1\"; echo \$? > '$rc'; } 2>&1 | true";
+    my ($rc, $done, $gone) = ("$dir/$name.rc", "$dir/$name.done", "$dir/$name.gone");
+    my $inner = "set -euo pipefail; . '$lib'; $script; until [ -e '$gone' ]; do sleep 0.01; done; "
+        . "blog 'after the reader left'; : > '$done'";
+    my $outer = "{ bash -c \"\$1\"; echo \$? > '$rc'; } 2>&1 | sh -c 'exec 0<&-; : > \"\$1\"' reader '$gone'";
     system('bash', '-c', $outer, 'outer', $inner) == 0 or die "bash: $?";
     open(my $fh, '<', $rc) or die "$rc: $!";
     chomp(my $status = <$fh> // '');
